@@ -1,0 +1,1 @@
+"""gemgan: GANs for gemstone pictures in JAX/Flax."""
