@@ -13,7 +13,7 @@ LATENT_DISTS = ("normal", "uniform")
 DATASETS = ("synthetic_gems", "gemstones")
 RESIZE_METHODS = ("center_crop", "pad")
 PRECISIONS = ("float32", "bfloat16")
-MIN_START_SIZE = 4  # the generator's first (valid) transposed conv makes a KxK map
+UPSAMPLE_FACTOR = 16  # four stride-2 layers after the first KxK map
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -55,7 +55,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.gp_weight = 10.0
   c.r1_weight = 0.0
   c.r1_every = 1  # lazy R1: apply every k critic steps, scaled by k
-  c.n_critic = 5
+  c.n_critic = 5  # critic updates per iteration, each on a fresh real batch
+  c.n_generator = 1  # generator updates per iteration (the notebook's WGAN-GP: 2)
   c.latent_dist = "normal"
 
   c.optimizer = ml_collections.ConfigDict()
@@ -110,12 +111,12 @@ def validate(config: ml_collections.ConfigDict, num_devices: int = 1) -> None:
   _check(c.model.conv_impl in ("xla", "fast"), "model.conv_impl",
          f"{c.model.conv_impl!r} is not 'xla' or 'fast'")
   size = c.data.image_size
-  _check(isinstance(size, int) and size % 16 == 0 and size // 16 >= MIN_START_SIZE,
+  _check(isinstance(size, int) and size > 0 and size % UPSAMPLE_FACTOR == 0,
          "data.image_size",
-         f"{size} cannot be made by 4 stride-2 upsamplings from a square of at "
-         f"least {MIN_START_SIZE} px: use a multiple of 16 that is >= 64 "
-         "(64, 96, 128, ...)")
+         f"{size} cannot be made by four stride-2 upsamplings of a square map: use a "
+         "multiple of 16 (32, 64, 96, 128, ...)")
   _check(c.n_critic >= 1, "n_critic", f"must be >= 1, got {c.n_critic}")
+  _check(c.n_generator >= 1, "n_generator", f"must be >= 1, got {c.n_generator}")
   _check(c.batch_size >= 1, "batch_size", f"must be >= 1, got {c.batch_size}")
   _check(c.batch_size % num_devices == 0, "batch_size",
          f"{c.batch_size} is not divisible by the {num_devices} devices")
@@ -128,8 +129,5 @@ def validate(config: ml_collections.ConfigDict, num_devices: int = 1) -> None:
   _check(c.eval_every_steps >= 0, "eval_every_steps", "must be >= 0 (0 disables)")
   _check(c.gp_weight >= 0 and c.r1_weight >= 0, "gp_weight/r1_weight", "must be >= 0")
   _check(c.r1_every >= 1, "r1_every", "must be >= 1")
-  if c.model.critic_norm == "batch" and c.gp_weight > 0:
-    # Allowed (the `seed` preset reproduces it) but worth saying once.
-    pass
   _check(c.optimizer.g_lr > 0 and c.optimizer.d_lr > 0, "optimizer", "learning rates must be > 0")
   _check(c.max_to_keep >= 1, "max_to_keep", "must be >= 1")

@@ -172,20 +172,22 @@ def make_train_step(config: ml_collections.ConfigDict, generator: nn.Module,
         (images, labels, critic_keys, jnp.arange(n_critic)))
     d_metrics = jax.tree_util.tree_map(jnp.mean, d_metrics)
 
-    k_z, k_critic = jax.random.split(jax.random.fold_in(key, 1))
     g_labels = labels[-1]
-    z = sample_latent(k_z, batch_size, latent_dim, latent_dist)
+    g_params, g_state, g_opt_state = state.g_params, state.g_state, state.g_opt_state
+    for i in range(config.n_generator):  # usually 1; the notebook's WGAN-GP did 2
+      k_z, k_critic = jax.random.split(jax.random.fold_in(key, 1 + i))
+      z = sample_latent(k_z, batch_size, latent_dim, latent_dist)
 
-    def g_objective(g_params):
-      fake, g_state = generate(g_params, state.g_state, z, g_labels)
-      # The critic runs in training mode; its state updates are dropped.
-      fake_out, _ = run_critic(d_params, d_state, fake, g_labels, k_critic)
-      return g_loss_fn(fake_out), (g_state, fake_out)
+      def g_objective(g_params, g_state=g_state, z=z, k_critic=k_critic):
+        fake, g_state = generate(g_params, g_state, z, g_labels)
+        # The critic runs in training mode; its state updates are dropped.
+        fake_out, _ = run_critic(d_params, d_state, fake, g_labels, k_critic)
+        return g_loss_fn(fake_out), (g_state, fake_out)
 
-    (g_loss, (g_state, fake_out)), g_grads = jax.value_and_grad(
-        g_objective, has_aux=True)(state.g_params)
-    updates, g_opt_state = g_tx.update(g_grads, state.g_opt_state, state.g_params)
-    g_params = optax.apply_updates(state.g_params, updates)
+      (g_loss, (g_state, fake_out)), g_grads = jax.value_and_grad(
+          g_objective, has_aux=True)(g_params)
+      updates, g_opt_state = g_tx.update(g_grads, g_opt_state, g_params)
+      g_params = optax.apply_updates(g_params, updates)
 
     ema_params = g_params
     if config.ema.enabled:
