@@ -61,7 +61,7 @@ def create_train_state(config: ml_collections.ConfigDict, generator: nn.Module,
                        critic: nn.Module) -> TrainState:
   """Initialises parameters and optimizer states from `config.seed`."""
   rng = jax.random.PRNGKey(config.seed)
-  g_key, d_key = jax.random.split(jax.random.fold_in(rng, -1))
+  g_key, d_key = jax.random.split(jax.random.fold_in(rng, 2**31 - 1))  # apart from step keys
   size = config.data.image_size
   z = jnp.zeros((2, config.model.latent_dim), jnp.float32)
   labels = jnp.zeros((2,), jnp.int32)

@@ -61,9 +61,23 @@ class _StopRequest:
       signal.signal(sig, handler)
 
 
-def make_mesh() -> jax.sharding.Mesh:
-  """A 1-D data-parallel mesh over every device of every process."""
-  return jax.make_mesh((jax.device_count(),), ("data",))
+def make_mesh(devices=None) -> jax.sharding.Mesh:
+  """A 1-D data-parallel mesh over `devices` (default: all, of every process)."""
+  devices = jax.devices() if devices is None else devices
+  return jax.sharding.Mesh(np.asarray(devices), ("data",))
+
+
+def make_sharded_train_step(config, generator, critic, mesh):
+  """Jitted iteration with the batch split over `mesh` and the state replicated.
+
+  Returns (train_step, state_sharding, batch_sharding). Under jit, BatchNorm's
+  batch means are over the global batch, so results match one device.
+  """
+  replicated = NamedSharding(mesh, P())
+  batch_sharding = NamedSharding(mesh, P(None, "data"))  # [n_critic, batch, ...]
+  step = jax.jit(steps.make_train_step(config, generator, critic),
+                 out_shardings=(replicated, replicated), donate_argnums=(0,))
+  return step, replicated, batch_sharding
 
 
 def shard_batch(batch: dict, sharding) -> dict:
@@ -152,12 +166,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> steps
       f.write(config.to_json_best_effort(indent=2))
   start_step = int(state.step)
 
-  mesh = make_mesh()
-  replicated = NamedSharding(mesh, P())
-  batch_sharding = NamedSharding(mesh, P(None, "data"))
+  train_step, replicated, batch_sharding = make_sharded_train_step(
+      config, generator, critic, make_mesh())
   state = jax.device_put(state, replicated)
-  train_step = jax.jit(steps.make_train_step(config, generator, critic),
-                       out_shardings=(replicated, replicated), donate_argnums=(0,))
 
   on_device = config.data.on_device and info.images is not None
   if on_device:
