@@ -28,6 +28,7 @@ def get_config(preset: str = ""):
     c.model.critic_norm = "batch"
     c.model.critic_dropout = 0.25
     c.model.generator_final_norm = True
+    c.model.bias_before_norm = True
     c.latent_dist = "uniform"
     c.batch_size = 10
     c.n_critic = 1

@@ -47,6 +47,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.critic_norm = "none"
   c.model.critic_dropout = 0.0
   c.model.generator_final_norm = False  # notebook's WGAN-GP: BN before tanh
+  c.model.bias_before_norm = False  # notebook's WGAN-GP G: conv biases before BN
   c.model.bn_momentum = 0.8  # the notebook's (Paddle and Flax share the convention)
   c.model.conditional = False  # class-conditional G and projection D
   c.model.conv_impl = "xla"  # "xla" or "fast" (see gemgan/ops)

@@ -41,6 +41,7 @@ class Generator(nn.Module):
   width: int = 64
   kind: str = "dcgan"  # "dcgan" (k4, no bias) or "wgan_gp" (k5 'SAME', bias)
   final_norm: bool = False  # the notebook's WGAN-GP normalises before tanh
+  bias_before_norm: bool = False  # the notebook's: redundant, BatchNorm cancels it
   bn_momentum: float = 0.8
   num_classes: int = 0  # > 0: class-conditional BatchNorm
   conv_impl: str = "xla"
@@ -51,8 +52,10 @@ class Generator(nn.Module):
     _, ConvT = _conv_layers(self.conv_impl)
     dcgan = self.kind == "dcgan"
     start = self.image_size // 2**NUM_UPSAMPLES
+    # A bias right before BatchNorm has zero gradient; Adam would still move
+    # it by amplifying rounding noise, so only the seed preset keeps it.
     conv = functools.partial(
-        ConvT, use_bias=not dcgan, dtype=self.dtype,
+        ConvT, use_bias=not dcgan and self.bias_before_norm, dtype=self.dtype,
         kernel_init=dcgan_init if dcgan else nn.initializers.lecun_normal())
     if self.num_classes:
       norm = functools.partial(ConditionalBatchNorm, num_classes=self.num_classes,
@@ -72,7 +75,8 @@ class Generator(nn.Module):
     up = dict(kernel_size=(4, 4), strides=(2, 2), padding=((2, 2), (2, 2))) if dcgan else \
         dict(kernel_size=(5, 5), strides=(2, 2), padding="SAME")
     for i, ch in enumerate(channels, start=1):
-      x = conv(ch, name=f"conv_{i}", **up)(x)
+      last_bias = not dcgan and (self.bias_before_norm or not self.final_norm)
+      x = conv(ch, name=f"conv_{i}", **up, **({"use_bias": last_bias} if ch == 3 else {}))(x)
       if ch != 3:
         x = nn.relu(bn(x, f"bn_{i}"))
       elif self.final_norm:
@@ -186,7 +190,8 @@ def build_models(config: ml_collections.ConfigDict, num_classes: int = 0):
   dtype = jnp.bfloat16 if config.precision == "bfloat16" else jnp.float32
   common = dict(image_size=config.data.image_size, width=m.width, kind=m.name,
                 bn_momentum=m.bn_momentum, num_classes=n, conv_impl=m.conv_impl, dtype=dtype)
-  generator = Generator(final_norm=m.generator_final_norm, **common)
+  generator = Generator(final_norm=m.generator_final_norm,
+                        bias_before_norm=m.bias_before_norm, **common)
   critic = Critic(norm=m.critic_norm, dropout=m.critic_dropout, **common)
   return generator, critic
 

@@ -20,7 +20,6 @@ from typing import Optional
 from absl import logging
 import jax
 import jax.numpy as jnp
-from jax.sharding import NamedSharding, PartitionSpec as P
 import ml_collections
 import numpy as np
 
@@ -29,6 +28,7 @@ from gemgan import config_lib
 from gemgan import input_pipeline
 from gemgan import models
 from gemgan import monitors
+from gemgan import parallel
 from gemgan import steps
 from gemgan import visualize
 
@@ -59,33 +59,6 @@ class _StopRequest:
   def __exit__(self, *exc):
     for sig, handler in self._previous.items():
       signal.signal(sig, handler)
-
-
-def make_mesh(devices=None) -> jax.sharding.Mesh:
-  """A 1-D data-parallel mesh over `devices` (default: all, of every process)."""
-  devices = jax.devices() if devices is None else devices
-  return jax.sharding.Mesh(np.asarray(devices), ("data",))
-
-
-def make_sharded_train_step(config, generator, critic, mesh):
-  """Jitted iteration with the batch split over `mesh` and the state replicated.
-
-  Returns (train_step, state_sharding, batch_sharding). Under jit, BatchNorm's
-  batch means are over the global batch, so results match one device.
-  """
-  replicated = NamedSharding(mesh, P())
-  batch_sharding = NamedSharding(mesh, P(None, "data"))  # [n_critic, batch, ...]
-  step = jax.jit(steps.make_train_step(config, generator, critic),
-                 out_shardings=(replicated, replicated), donate_argnums=(0,))
-  return step, replicated, batch_sharding
-
-
-def shard_batch(batch: dict, sharding) -> dict:
-  """Host arrays [n_critic, local_batch, ...] -> global arrays sharded on axis 1."""
-  if jax.process_count() == 1:
-    return jax.device_put(batch, sharding)
-  return jax.tree_util.tree_map(
-      lambda x: jax.make_array_from_process_local_data(sharding, x), batch)
 
 
 def fixed_latents(config, num: int, num_classes: int):
@@ -166,8 +139,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> steps
       f.write(config.to_json_best_effort(indent=2))
   start_step = int(state.step)
 
-  train_step, replicated, batch_sharding = make_sharded_train_step(
-      config, generator, critic, make_mesh())
+  train_step, replicated, batch_sharding = parallel.make_sharded_train_step(
+      config, generator, critic, parallel.make_mesh())
   state = jax.device_put(state, replicated)
 
   on_device = config.data.on_device and info.images is not None
@@ -185,10 +158,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> steps
       idx, flip = input_pipeline.batch_indices(config.seed, step, config.batch_size,
                                                info.num_examples, config.n_critic)
       flip = flip & bool(config.data.random_flip)
-      b = shard_batch({"index": idx, "flip": flip, "label": labels_all[idx]}, batch_sharding)
+      b = parallel.shard_batch({"index": idx, "flip": flip, "label": labels_all[idx]},
+                               batch_sharding)
       b["dataset"] = dataset_u8
       return b
-    return shard_batch(next(batches), batch_sharding)
+    return parallel.shard_batch(next(batches), batch_sharding)
 
   grid_z, grid_labels = fixed_latents(config, config.num_sample_grid, num_classes)
   sample_fn = jax.jit(lambda params, g_state, z, y: generator.apply(
