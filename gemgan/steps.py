@@ -20,6 +20,7 @@ from gemgan import augment
 from gemgan import ema as ema_lib
 from gemgan import losses
 from gemgan import models
+from gemgan import monitors
 
 Variables = Any
 
@@ -152,7 +153,7 @@ def make_train_step(config: ml_collections.ConfigDict, generator: nn.Module,
         "d_loss": loss, "gradient_penalty": aux["gp"], "r1_penalty": aux["r1"],
         "d_real": jnp.mean(real_out), "d_fake": jnp.mean(fake_out),
         "wasserstein": jnp.mean(real_out) - jnp.mean(fake_out),
-        "overfit_rt": jnp.mean(jnp.sign(real_out)),
+        "overfit_rt": monitors.overfit_rt(real_out),
         "d_grad_norm": optax.global_norm(grads),
     }
     return (d_params, aux["state"], d_opt_state), metrics
@@ -191,7 +192,7 @@ def make_train_step(config: ml_collections.ConfigDict, generator: nn.Module,
 
     ema_params = g_params
     if config.ema.enabled:
-      images_seen = (state.step + 1).astype(jnp.float32) * batch_size
+      images_seen = state.step.astype(jnp.float32) * batch_size  # before this step, as ADA
       decay = ema_lib.ema_decay(config.ema.halflife_kimg, batch_size, images_seen,
                                 config.ema.rampup)
       ema_params = ema_lib.update_ema(state.ema_params, g_params, decay)

@@ -180,8 +180,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> steps
                                                                             "curves.png"))
     diversity = float(monitors.sample_diversity(images.astype(np.float32) / 127.5 - 1.0))
     logger.scalars(step, {"sample_diversity": diversity}, console=False)
-    _warn(monitors.check_alarms({"step": step, "sample_diversity": diversity},
-                                config.monitor.overfit_threshold,
+    _warn(monitors.check_alarms({"step": step, "sample_diversity": diversity}, None,
                                 config.monitor.collapse_threshold))
 
   if start_step >= config.num_train_steps:
@@ -192,6 +191,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> steps
                config.model.name, start_step, config.num_train_steps, jax.device_count(),
                config.batch_size)
 
+  # r_t needs a critic whose zero means "undecided" (BCE, hinge).
+  overfit_threshold = (None if config.loss == "wasserstein"
+                       else config.monitor.overfit_threshold)
   pending = []  # device metrics since the last log, fetched only when logging
   with _StopRequest() as stop:
     logger.start(start_step)
@@ -218,8 +220,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> steps
               f"{step - len(means_steps)}); training stopped. The latest checkpoint "
               f"(step {ckpt.latest_step()}) in {ckpt.directory} is untouched.")
         logger.scalars(step, means)
-        _warn(monitors.check_alarms({"step": step, **means}, config.monitor.overfit_threshold,
-                                    config.monitor.collapse_threshold))
+        _warn(monitors.check_alarms({"step": step, **means}, overfit_threshold, None))
       state = new_state
       if step % config.sample_every_steps == 0 or last:
         write_samples(step, state)
