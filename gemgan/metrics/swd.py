@@ -109,7 +109,12 @@ def swd(real: np.ndarray, fake: np.ndarray, seed: int = 0) -> dict[str, float]:
   out = {}
   for i, (a, b) in enumerate(zip(laplacian_pyramid(real, levels),
                                  laplacian_pyramid(fake, levels))):
-    out[f"swd_{resolution >> i}"] = SCALE * sliced_wasserstein(
-        patch_descriptors(a, rng), patch_descriptors(b, rng), rng)
+    # Both sets take their patches at the same random positions (common random
+    # numbers): the distributions compared are unchanged, the estimate is less
+    # noisy, and a set against itself scores exactly 0.
+    positions = rng.integers(2**32)
+    da = patch_descriptors(a, np.random.default_rng(positions))
+    db = patch_descriptors(b, np.random.default_rng(positions))
+    out[f"swd_{resolution >> i}"] = SCALE * sliced_wasserstein(da, db, rng)
   out["swd_mean"] = float(np.mean(list(out.values())))
   return out

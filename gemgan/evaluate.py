@@ -1,0 +1,308 @@
+r"""Sample quality: FID, KID, precision/recall (Inception features) and SWD (pixels).
+
+  # a run: samples from its checkpoint against the real data of its config
+  python -m gemgan.evaluate --workdir=DIR [--num_samples=N] [--step=N]
+  # two image sets (folders, searched recursively, or zips)
+  python -m gemgan.evaluate --real=PATH --fake=PATH
+
+Both print one JSON line (the run mode also writes it to
+`DIR/eval/step_<N>.json`) with `fid`, `kid_mean`, `kid_std`, `precision`,
+`recall`, `swd_<res>` per pyramid level and `swd_mean`, the set sizes, and
+`floor`: the same metrics between two disjoint halves of the real set (what a
+perfect generator would score at that N). FID is pytorch-fid's (same
+weights, same resize, same formula); it is biased upward at small N, so
+compare FIDs only at equal N and prefer KID for small sets.
+
+The Inception weights are converted once with
+`python -m gemgan.metrics.convert_inception`; the real set's features are
+cached (see `gemgan.metrics.real_stats`).
+"""
+import json
+import os
+import time
+from typing import Optional
+
+from absl import app
+from absl import flags
+from absl import logging
+import jax
+import ml_collections
+import numpy as np
+
+from gemgan.metrics import fid as fid_lib
+from gemgan.metrics import image_files
+from gemgan.metrics import inception
+from gemgan.metrics import kid as kid_lib
+from gemgan.metrics import precision_recall as pr_lib
+from gemgan.metrics import real_stats
+from gemgan.metrics import swd as swd_lib
+
+PR_K = 3
+KID_SUBSETS = 100
+KID_SUBSET_SIZE = 1000
+
+
+class Evaluator:
+  """Metrics of generated images against one real set: build once, call per evaluation.
+
+  Holds the real features (and their FID statistics and k-NN radii) and the
+  real uint8 images (for SWD). `evaluator(fake_uint8)` -> dict of floats.
+  Precision/recall and SWD use a fixed random subset of the real set of the
+  fake set's size (both depend on N); FID and KID use every real image.
+  """
+
+  def __init__(self, real_features: np.ndarray, real_images: Optional[np.ndarray],
+               extractor: inception.FeatureExtractor, *, seed: int = 0,
+               kid_subsets: int = KID_SUBSETS, kid_subset_size: int = KID_SUBSET_SIZE,
+               cache_stem: Optional[str] = None):
+    if real_images is not None and len(real_images) != len(real_features):
+      raise ValueError(f"{len(real_images)} real images but {len(real_features)} features")
+    self.extractor = extractor
+    self.real_features = np.asarray(real_features, np.float32)
+    self.real_images = real_images
+    self.seed = seed
+    self.kid_subsets, self.kid_subset_size = kid_subsets, kid_subset_size
+    self.cache_stem = cache_stem
+    self._real_stats = fid_lib.feature_statistics(self.real_features)
+    self._radii = {}  # subset size -> (indices, k-NN radii)
+
+  @classmethod
+  def from_images(cls, real_images: np.ndarray, *, name: str = "real", weights: str = "",
+                  cache_dir: Optional[str] = "", batch_size: int = 50,
+                  extractor: Optional[inception.FeatureExtractor] = None,
+                  **kwargs) -> "Evaluator":
+    """From uint8 real images [N, H, W, 3]; features cached under `cache_dir`.
+
+    `name` makes the cache file readable (e.g. "gemstones_96px_center_crop");
+    `cache_dir=None` disables caching, "" is the default location.
+    """
+    _check_images(real_images, "real images")
+    extractor = extractor or inception.FeatureExtractor(weights, batch_size)
+    features, stem = real_stats.real_features(real_images, extractor, name, cache_dir)
+    return cls(features, real_images, extractor,
+               cache_stem=None if cache_dir is None else stem, **kwargs)
+
+  def _real_subset(self, n: int):
+    """Fixed (per n) real subset for the N-dependent metrics, and its k-NN radii."""
+    if n not in self._radii:
+      total = len(self.real_features)
+      idx = np.arange(total) if n >= total else np.sort(
+          np.random.default_rng(self.seed).choice(total, n, replace=False))
+      self._radii[n] = (idx, pr_lib.knn_radii(self.real_features[idx], PR_K))
+    return self._radii[n]
+
+  def __call__(self, fake_images: np.ndarray,
+               fake_features: Optional[np.ndarray] = None) -> dict[str, float]:
+    """Metrics of uint8 fake images [M, H, W, 3] (features computed unless given)."""
+    if fake_features is None:
+      _check_images(fake_images, "fake images")
+      fake_features = self.extractor(fake_images)
+    return self._metrics(self.real_features, self._real_stats, fake_features, fake_images,
+                         self._real_subset(len(fake_features)), self.real_images)
+
+  def _metrics(self, real_f, real_stats, fake_f, fake_images, subset, real_images):
+    idx, radii = subset
+    t0 = time.time()
+    out = {"fid": fid_lib.frechet_distance(*real_stats, *fid_lib.feature_statistics(fake_f))}
+    size = min(self.kid_subset_size, len(real_f), len(fake_f))
+    out["kid_mean"], out["kid_std"] = kid_lib.kernel_inception_distance(
+        real_f, fake_f, self.kid_subsets, size)
+    out["kid_subset_size"] = size
+    out["precision"], out["recall"] = pr_lib.precision_recall(real_f[idx], fake_f, PR_K, radii)
+    if real_images is not None and fake_images is not None:
+      if real_images.shape[1:] == fake_images.shape[1:]:
+        out.update(swd_lib.swd(real_images[idx], fake_images, self.seed))
+      else:
+        logging.warning("SWD skipped: real images %s, fake %s", real_images.shape[1:],
+                        fake_images.shape[1:])
+    out["num_real"], out["num_fake"] = len(real_f), len(fake_f)
+    logging.info("Metrics of %d vs %d images in %.1f s", len(real_f), len(fake_f),
+                 time.time() - t0)
+    return out
+
+  def floor(self) -> dict[str, float]:
+    """The metrics between two disjoint random halves of the real set (cached)."""
+
+    def compute():
+      perm = np.random.default_rng(self.seed + 1).permutation(len(self.real_features))
+      a, b = np.sort(perm[:len(perm) // 2]), np.sort(perm[len(perm) // 2:2 * (len(perm) // 2)])
+      fa, fb = self.real_features[a], self.real_features[b]
+      images = self.real_images
+      return self._metrics(fa, fid_lib.feature_statistics(fa), fb,
+                           None if images is None else images[b],
+                           (np.arange(len(a)), pr_lib.knn_radii(fa, PR_K)),
+                           None if images is None else images[a])
+
+    if self.cache_stem is None:
+      return compute()
+    key = f"_floor_s{self.seed}_kid{self.kid_subsets}x{self.kid_subset_size}.json"
+    return real_stats.cached_json(self.cache_stem + key, compute)
+
+
+def _check_images(images, what: str):
+  if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.ndim != 4 \
+      or images.shape[-1] != 3:
+    raise ValueError(f"{what}: expected a uint8 numpy array [N, H, W, 3], got "
+                     f"{getattr(images, 'dtype', type(images))} {getattr(images, 'shape', '')}")
+  if len(images) < 2:
+    raise ValueError(f"{what}: need at least 2 images, got {len(images)}")
+
+
+def dataset_name(config: ml_collections.ConfigDict) -> str:
+  """Readable cache name of a config's real set, e.g. 'gemstones_96px_center_crop'."""
+  d = config.data
+  name = f"{d.name}_{d.image_size}px_{d.resize}"
+  return f"{name}_{d.num_examples}" if d.name == "synthetic_gems" else name
+
+
+def evaluator_for_config(config: ml_collections.ConfigDict, real_images: np.ndarray,
+                         weights: str = "", cache_dir: Optional[str] = "",
+                         batch_size: int = 50) -> Evaluator:
+  """The Evaluator of a run's real data (weights: flag, else config.eval.weights, else default)."""
+  if real_images is None:
+    raise ValueError(f"dataset {config.data.name!r} gave no in-memory images "
+                     "(input_pipeline info.images is None); evaluation needs them")
+  return Evaluator.from_images(real_images, name=dataset_name(config),
+                               weights=weights or config.eval.get("weights", ""),
+                               cache_dir=cache_dir, batch_size=batch_size, seed=config.seed)
+
+
+class TrainingEvaluator:
+  """Evaluation during training: metrics of `config.eval.num_samples` samples.
+
+  `run` logs them (prefixed "eval/") and keeps the best-FID state in
+  `<workdir>/checkpoints_best` (one checkpoint; its meta holds the FID, so a
+  resumed run knows the best so far). Latents are fixed for the whole run,
+  so successive evaluations differ only by the generator.
+  """
+
+  def __init__(self, config: ml_collections.ConfigDict, info, workdir: str):
+    from gemgan import checkpointing  # pylint: disable=g-import-not-at-top
+    from gemgan import steps  # pylint: disable=g-import-not-at-top
+    self.config = config
+    self.evaluator = evaluator_for_config(config, info.images)
+    num = config.eval.num_samples
+    self.batch = min(num, config.batch_size)
+    padded = -(-num // self.batch) * self.batch
+    self.num = num
+    num_classes = info.num_classes if config.model.conditional else 0
+    self.z = np.asarray(steps.sample_latent(jax.random.PRNGKey(config.seed + 2), padded,
+                                            config.model.latent_dim, config.latent_dist))
+    self.labels = np.arange(padded, dtype=np.int32) % max(num_classes, 1)
+    self.best_ckpt = checkpointing.Checkpointer(os.path.join(workdir, "checkpoints_best"),
+                                                max_to_keep=1)
+    self.best_fid = float("inf")
+    if self.best_ckpt.latest_step() is not None:
+      self.best_fid = float(self.best_ckpt.read_meta().get("fid", float("inf")))
+
+  def generate(self, state, sample_fn) -> np.ndarray:
+    """uint8 [num_samples, H, W, 3] from the state's (EMA) generator."""
+    from gemgan import visualize  # pylint: disable=g-import-not-at-top
+    out = [visualize.to_uint8(sample_fn(state.ema_params, state.g_state,
+                                        self.z[i:i + self.batch], self.labels[i:i + self.batch]))
+           for i in range(0, len(self.z), self.batch)]
+    return np.concatenate(out)[:self.num]
+
+  def run(self, step: int, state, logger, sample_fn) -> dict[str, float]:
+    t0 = time.time()
+    metrics = self.evaluator(self.generate(state, sample_fn))
+    logger.scalars(step, {f"eval/{k}": v for k, v in metrics.items()}, console=False)
+    logging.info("eval step %d: FID %.2f  KID %.4f ± %.4f  P %.3f  R %.3f  SWD %.2f  (%.0f s)",
+                 step, metrics["fid"], metrics["kid_mean"], metrics["kid_std"],
+                 metrics["precision"], metrics["recall"], metrics.get("swd_mean", float("nan")),
+                 time.time() - t0)
+    if metrics["fid"] < self.best_fid:
+      self.best_fid = metrics["fid"]
+      self.best_ckpt.save(state, self.config, extra={"fid": metrics["fid"]})
+    return metrics
+
+
+def evaluate_files(real: str, fake: str, weights: str = "", batch_size: int = 50,
+                   swd_size: int = 0, cache_dir: Optional[str] = "", seed: int = 0) -> dict:
+  """Metrics of the images under `fake` against those under `real` (folders or zips).
+
+  Inception features exactly as pytorch-fid computes them from files. SWD
+  compares both sets resized to `swd_size` (0: the fake images' size).
+  """
+  extractor = inception.FeatureExtractor(weights, batch_size)
+
+  def features(path):
+    return extractor(image_files.iter_batches(path, inception.INPUT_SIZE, batch_size))
+
+  stem = real_stats.cache_stem(os.path.basename(os.path.normpath(real)),
+                               image_files.files_fingerprint(real), extractor.weights_id,
+                               cache_dir or "")
+  real_f = features(real) if cache_dir is None else real_stats.cached_features(
+      stem, lambda: features(real))
+  fake_f = features(fake)
+  fake_u8 = image_files.load_uint8(fake, swd_size)
+  real_u8 = image_files.load_uint8(real, swd_size or fake_u8.shape[1])
+  ev = Evaluator(real_f, real_u8, extractor, seed=seed,
+                 cache_stem=None if cache_dir is None else stem)
+  out = ev(fake_u8, fake_features=fake_f)
+  out["floor"] = ev.floor()
+  return out
+
+
+def evaluate_run(workdir: str, num_samples: int = 0, step: Optional[int] = None,
+                 seed: int = 0, weights: str = "", batch_size: int = 50,
+                 cache_dir: Optional[str] = "") -> dict:
+  """Metrics of a run's checkpoint (latest, or `step`) against its config's real data."""
+  from gemgan import input_pipeline  # pylint: disable=g-import-not-at-top
+  from gemgan import sample  # pylint: disable=g-import-not-at-top
+  gen = sample.load_generator(workdir, step=step)
+  config = gen.config
+  num = num_samples or config.eval.num_samples
+  info = input_pipeline.load_dataset(config)
+  ev = evaluator_for_config(config, info.images, weights, cache_dir, batch_size)
+  t0 = time.time()
+  fake = gen.generate(num, seed=seed, batch_size=batch_size)
+  logging.info("Generated %d samples in %.1f s", num, time.time() - t0)
+  out = {"workdir": os.path.abspath(workdir), "step": int(gen.step), "seed": seed}
+  out.update(ev(fake))
+  out["floor"] = ev.floor()
+  return out
+
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "Run to evaluate (its checkpoint and config).")
+_STEP = flags.DEFINE_integer("step", None, "Checkpoint step; default: the latest.")
+_NUM = flags.DEFINE_integer("num_samples", 0, "Samples to generate; 0: config.eval.num_samples.")
+_REAL = flags.DEFINE_string("real", None, "Folder or zip of real images.")
+_FAKE = flags.DEFINE_string("fake", None, "Folder or zip of generated images.")
+_WEIGHTS = flags.DEFINE_string("weights", "", "Converted Inception npz; default: "
+                               "config.eval.weights, else " + inception.default_weights_path())
+_CACHE = flags.DEFINE_string("cache_dir", "", "Real-feature cache; default: "
+                             + real_stats.default_cache_dir())
+_NO_CACHE = flags.DEFINE_bool("no_cache", False, "Neither read nor write cached real features.")
+_BATCH = flags.DEFINE_integer("batch_size", 50, "Inception (and generator) batch size.")
+_SWD_SIZE = flags.DEFINE_integer("swd_size", 0, "--real/--fake: resolution for SWD; "
+                                 "0: the fake images' size.")
+_SEED = flags.DEFINE_integer("seed", 0, "Sampling seed (run mode) and metric subsets.")
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments {argv[1:]}")
+  files_mode = _REAL.value is not None or _FAKE.value is not None
+  if files_mode == (_WORKDIR.value is not None):
+    raise app.UsageError("give either --workdir, or both --real and --fake")
+  cache_dir = None if _NO_CACHE.value else _CACHE.value
+  if files_mode:
+    if not (_REAL.value and _FAKE.value):
+      raise app.UsageError("--real and --fake go together")
+    out = {"real": _REAL.value, "fake": _FAKE.value}
+    out.update(evaluate_files(_REAL.value, _FAKE.value, _WEIGHTS.value, _BATCH.value,
+                              _SWD_SIZE.value, cache_dir, _SEED.value))
+  else:
+    out = evaluate_run(_WORKDIR.value, _NUM.value, _STEP.value, _SEED.value, _WEIGHTS.value,
+                       _BATCH.value, cache_dir)
+    path = os.path.join(_WORKDIR.value, "eval", f"step_{out['step']}.json")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+      json.dump(out, f, indent=1)
+    logging.info("Wrote %s", path)
+  print(json.dumps(out))
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,243 @@
+"""FID, KID, precision/recall and SWD on cases with known answers; the Evaluator's plumbing."""
+import json
+import zipfile
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from PIL import Image
+import pytest
+from scipy import linalg
+
+from gemgan import evaluate
+from gemgan.metrics import fid
+from gemgan.metrics import image_files
+from gemgan.metrics import inception
+from gemgan.metrics import kid
+from gemgan.metrics import precision_recall as pr
+from gemgan.metrics import real_stats
+from gemgan.metrics import swd
+
+
+def _spd(rng, d, scale=1.0):
+  a = rng.standard_normal((d, 2 * d))
+  return scale * a @ a.T / (2 * d) + 0.1 * np.eye(d)
+
+
+# --- Fréchet distance -------------------------------------------------------
+
+def test_frechet_distance_closed_form_diagonal():
+  mu1, mu2 = np.array([0.0, 1.0, 2.0]), np.array([1.0, 1.0, 0.0])
+  v1, v2 = np.array([1.0, 4.0, 9.0]), np.array([4.0, 1.0, 9.0])
+  # Commuting covariances: Tr((S1 S2)^1/2) = sum sqrt(v1 v2).
+  want = np.sum((mu1 - mu2) ** 2) + np.sum(v1 + v2 - 2 * np.sqrt(v1 * v2))  # 5 + 2 = 7
+  got = fid.frechet_distance(mu1, np.diag(v1), mu2, np.diag(v2))
+  assert got == pytest.approx(7.0, abs=1e-10) and want == pytest.approx(7.0)
+
+
+def test_frechet_distance_against_direct_scipy():
+  rng = np.random.default_rng(0)
+  d = 24
+  s1, s2 = _spd(rng, d), _spd(rng, d, 3.0)
+  mu1, mu2 = rng.standard_normal(d), rng.standard_normal(d)
+  # The symmetric form: Tr((S1 S2)^1/2) = Tr((S1^1/2 S2 S1^1/2)^1/2).
+  r = linalg.sqrtm(s1).real
+  want = (np.sum((mu1 - mu2) ** 2) + np.trace(s1) + np.trace(s2)
+          - 2 * np.trace(linalg.sqrtm(r @ s2 @ r).real))
+  assert fid.frechet_distance(mu1, s1, mu2, s2) == pytest.approx(want, rel=1e-9)
+  assert fid.frechet_distance(mu1, s1, mu1, s1) == pytest.approx(0.0, abs=1e-8)
+
+
+def test_fid_of_few_samples_is_finite_and_matches_eigenvalues():
+  # N < D: singular covariances, the case pytorch-fid guards (complex sqrtm).
+  rng = np.random.default_rng(1)
+  a, b = rng.standard_normal((10, 32)), rng.standard_normal((12, 32)) + 0.5
+  got = fid.fid_from_features(a, b)
+  (m1, s1), (m2, s2) = fid.feature_statistics(a), fid.feature_statistics(b)
+  tr = np.sum(np.sqrt(np.clip(np.linalg.eigvals(s1 @ s2).real, 0, None)))
+  want = np.sum((m1 - m2) ** 2) + np.trace(s1) + np.trace(s2) - 2 * tr
+  assert np.isfinite(got) and got == pytest.approx(want, rel=1e-6)
+
+
+def test_feature_statistics_match_numpy_and_reject_one_sample():
+  x = np.random.default_rng(2).standard_normal((50, 5)).astype(np.float32)
+  mu, sigma = fid.feature_statistics(x)
+  assert mu.dtype == sigma.dtype == np.float64
+  np.testing.assert_allclose(sigma, np.cov(x.astype(np.float64), rowvar=False))
+  with pytest.raises(ValueError, match="N >= 2"):
+    fid.feature_statistics(x[:1])
+
+
+# --- KID ---------------------------------------------------------------------
+
+def test_mmd2_unbiased_matches_pairwise_definition():
+  rng = np.random.default_rng(3)
+  x, y = rng.standard_normal((6, 4)), rng.standard_normal((6, 4)) + 1
+  k = lambda a, b: (a @ b / 4 + 1) ** 3
+  m = len(x)
+  xx = sum(k(x[i], x[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+  yy = sum(k(y[i], y[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+  xy = sum(k(x[i], y[j]) for i in range(m) for j in range(m)) / (m * m)
+  got = kid.mmd2_unbiased(kid.polynomial_kernel(x, x), kid.polynomial_kernel(x, y),
+                          kid.polynomial_kernel(y, y))
+  assert got == pytest.approx(xx + yy - 2 * xy, rel=1e-10)
+
+
+def test_kid_identical_sets_near_zero_and_shift_grows():
+  rng = np.random.default_rng(4)
+  x = rng.standard_normal((300, 16))
+  same_mean, same_std = kid.kernel_inception_distance(x, x, num_subsets=20, subset_size=100)
+  assert abs(same_mean) < 3 * same_std + 1e-3
+  means = [kid.kernel_inception_distance(x, x + s, num_subsets=20, subset_size=100)[0]
+           for s in (0.5, 1.0, 2.0)]
+  assert means[0] > abs(same_mean) + 3 * same_std and means[0] < means[1] < means[2]
+  with pytest.raises(ValueError, match="subset size"):
+    kid.kernel_inception_distance(x[:50], x, subset_size=100)
+
+
+# --- precision / recall -------------------------------------------------------
+
+def test_knn_radii_match_brute_force():
+  x = np.random.default_rng(5).standard_normal((30, 7))
+  d = np.linalg.norm(x[:, None] - x[None], axis=-1)
+  want = np.sort(d, axis=1)[:, 3]
+  np.testing.assert_allclose(pr.knn_radii(x, 3), want, atol=1e-6)
+
+
+def test_precision_recall_cases():
+  rng = np.random.default_rng(6)
+  real = rng.standard_normal((200, 8))
+  assert pr.precision_recall(real, real) == (1.0, 1.0)
+  assert pr.precision_recall(real, real + 100.0) == (0.0, 0.0)
+  # Fakes collapsed onto a small region of the real set: precise, no recall.
+  collapsed = real[0] + 0.01 * rng.standard_normal((200, 8))
+  p, r = pr.precision_recall(real, collapsed)
+  assert p == 1.0 and r < 0.1
+
+
+# --- SWD -------------------------------------------------------------------------
+
+def _smooth_images(rng, n, size):
+  low = rng.uniform(0, 255, (n, size // 4, size // 4, 3)).astype(np.float32)
+  up = np.asarray(jax.image.resize(low, (n, size, size, 3), "bilinear"))
+  return np.clip(up, 0, 255).astype(np.uint8)
+
+
+def test_laplacian_pyramid_reconstructs_the_image():
+  x = np.random.default_rng(7).uniform(0, 255, (2, 32, 32, 3)).astype(np.float32)
+  levels = swd.laplacian_pyramid(x, swd.num_levels(32))
+  assert [lvl.shape[1] for lvl in levels] == [32, 16]
+  up = np.zeros_like(x)
+  up[:, ::2, ::2] = levels[1]
+  np.testing.assert_allclose(levels[0] + 4 * swd._blur(up), x, atol=1e-3)
+  assert (swd.num_levels(96), swd.num_levels(128), swd.num_levels(15)) == (3, 4, 0)
+
+
+def test_swd_self_zero_and_grows_with_noise():
+  rng = np.random.default_rng(8)
+  x = _smooth_images(rng, 64, 32)
+  noisy = lambda s: np.clip(x + rng.normal(0, s, x.shape), 0, 255).astype(np.uint8)
+  assert swd.swd(x, x) == {"swd_32": 0.0, "swd_16": 0.0, "swd_mean": 0.0}
+  d = [swd.swd(x, noisy(s)) for s in (2, 8, 32)]
+  # Noise is a fine-scale change: the 32 px band sees it first and most.
+  assert 0 < d[0]["swd_32"] < d[1]["swd_32"] < d[2]["swd_32"]
+  assert d[2]["swd_32"] > 10 * d[0]["swd_32"] and d[2]["swd_32"] > d[2]["swd_16"]
+  assert d[0]["swd_mean"] < d[1]["swd_mean"] < d[2]["swd_mean"]
+
+
+def test_swd_is_deterministic_and_checks_shapes():
+  rng = np.random.default_rng(9)
+  x, y = _smooth_images(rng, 8, 16), _smooth_images(rng, 10, 16)
+  assert swd.swd(x, y, seed=3) == swd.swd(x, y, seed=3)
+  with pytest.raises(ValueError, match="one size"):
+    swd.swd(x, _smooth_images(rng, 8, 32))
+
+
+# --- images on disk and the Inception weights file ---------------------------
+
+def test_host_resize_matches_jax_image_resize():
+  rng = np.random.default_rng(10)
+  for shape in [(20, 30, 3), (300, 310, 3), (299, 299, 3)]:
+    x = rng.random(shape, dtype=np.float32)
+    want = jax.image.resize(jnp.asarray(x), (299, 299, 3), "bilinear", antialias=False)
+    np.testing.assert_allclose(image_files.resize_bilinear(x, 299), want, atol=2e-5)
+
+
+def test_image_files_from_folder_and_zip(tmp_path):
+  rng = np.random.default_rng(11)
+  (tmp_path / "set" / "sub").mkdir(parents=True)
+  for i, rel in enumerate(["a.png", "sub/b.JPG", "sub/c.png"]):
+    Image.fromarray(rng.integers(0, 256, (12 + i, 12, 3), dtype=np.uint8)).save(
+        tmp_path / "set" / rel)
+  (tmp_path / "set" / "notes.txt").write_text("not an image")
+  with zipfile.ZipFile(tmp_path / "set.zip", "w") as z:
+    for rel in ["a.png", "sub/b.JPG", "sub/c.png"]:
+      z.write(tmp_path / "set" / rel, rel)
+  for path in (tmp_path / "set", tmp_path / "set.zip"):
+    assert image_files.list_images(str(path)) == ["a.png", "sub/b.JPG", "sub/c.png"]
+    batches = list(image_files.iter_batches(str(path), 299, 2))
+    assert [b.shape for b in batches] == [(2, 299, 299, 3), (1, 299, 299, 3)]
+    assert image_files.load_uint8(str(path), 16).shape == (3, 16, 16, 3)
+  with pytest.raises(ValueError, match="sizes"):
+    image_files.load_uint8(str(tmp_path / "set"))
+  (tmp_path / "empty").mkdir()
+  with pytest.raises(ValueError, match="no image files"):
+    image_files.list_images(str(tmp_path / "empty"))
+
+
+def test_missing_weights_say_how_to_convert(tmp_path):
+  with pytest.raises(inception.WeightsNotFoundError, match="convert_inception"):
+    inception.load_variables(str(tmp_path / "nope.npz"))
+
+
+def test_weights_round_trip_and_shape_check(tmp_path):
+  variables = jax.tree_util.tree_map(lambda s: np.ones(s.shape, s.dtype),
+                                     inception.abstract_variables())
+  path = str(tmp_path / "w.npz")
+  inception.save_variables(path, variables)
+  loaded = inception.load_variables(path)
+  assert jax.tree_util.tree_structure(loaded) == jax.tree_util.tree_structure(variables)
+  np.savez(path, bogus=np.zeros(3))
+  with pytest.raises(ValueError, match="does not hold FIDInceptionV3"):
+    inception.load_variables(path)
+
+
+# --- Evaluator (a stand-in feature extractor keeps it CPU-cheap) --------------
+
+class _ColourFeatures:
+  """Mean colour and a fixed random projection of 8x8 thumbnails: a cheap stand-in."""
+  weights_id = "test"
+
+  def __init__(self):
+    self.calls = 0
+    self.proj = np.random.default_rng(0).standard_normal((8 * 8 * 3, 16)) / 14
+
+  def __call__(self, images):
+    self.calls += 1
+    x = np.asarray(jax.image.resize(images.astype(np.float32) / 255,
+                                    (len(images), 8, 8, 3), "linear"))
+    return np.concatenate([x.mean((1, 2)), x.reshape(len(x), -1) @ self.proj], 1)
+
+
+def test_evaluator_metrics_cache_and_floor(tmp_path):
+  rng = np.random.default_rng(12)
+  real = _smooth_images(rng, 120, 16)
+  extractor = _ColourFeatures()
+  ev = evaluate.Evaluator.from_images(real, name="toy 16px", cache_dir=str(tmp_path),
+                                      extractor=extractor, kid_subsets=10)
+  assert extractor.calls == 1 and len(list(tmp_path.glob("toy-16px_*.npz"))) == 1
+  good = ev(_smooth_images(rng, 60, 16))
+  bad = ev(np.clip(_smooth_images(rng, 60, 16) * 0.3, 0, 255).astype(np.uint8))
+  for key in ("fid", "kid_mean", "kid_std", "precision", "recall", "swd_16", "swd_mean"):
+    assert np.isfinite(good[key]) and np.isfinite(bad[key])
+  assert good["num_real"] == 120 and good["num_fake"] == 60 and good["kid_subset_size"] == 60
+  assert bad["fid"] > 2 * good["fid"] and bad["kid_mean"] > good["kid_mean"]
+  assert bad["precision"] < good["precision"]
+  floor = ev.floor()
+  assert floor["num_real"] == floor["num_fake"] == 60 and floor["fid"] < bad["fid"]
+  # A second evaluator of the same pixels reads features and floor from the cache.
+  again = evaluate.Evaluator.from_images(real, name="toy 16px", cache_dir=str(tmp_path),
+                                         extractor=extractor, kid_subsets=10)
+  assert extractor.calls == 3 and again.floor() == json.loads(json.dumps(floor))
+  with pytest.raises(ValueError, match="uint8"):
+    ev(real.astype(np.float32))
