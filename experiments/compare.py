@@ -1,0 +1,127 @@
+"""Recipe comparison on the real gems at equal compute; regenerates the table.
+
+  python experiments/compare.py --image_size=32 --width=32 --kimg=60 \
+      --out=experiments/results/cpu32
+
+Each recipe trains (`gemgan.main`) until the critic has seen `--kimg`
+thousand real images (the StyleGAN papers' unit of training length), then is
+evaluated (`gemgan.evaluate`: FID/KID with the standard Inception weights when
+converted, and SWD) and sampled (`gemgan.sample`, a 8x8 grid with a fixed
+seed). Writes `<out>/table.md`, `<out>/results.json` and `<out>/<recipe>.png`.
+Workdirs go to `experiments/runs/` (ignored by git); rerunning resumes them.
+"""
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REAL_GEMS = os.path.join(os.path.dirname(ROOT), "shared", "data", "gemstones")
+
+# name -> (config file and preset, overrides, batch, n_critic, description)
+RECIPES = {
+    "seed_dcgan": ("configs/dcgan.py:seed", {}, 128, 1, "notebook DCGAN"),
+    "seed_wgan_gp": ("configs/wgan_gp.py:seed", {}, 10, 1,
+                     "notebook WGAN-GP (BN+dropout critic, 2 G steps)"),
+    "wgan_gp": ("configs/wgan_gp.py", {}, 64, 5, "our WGAN-GP default (no norm in critic)"),
+    "wgan_gp_ema_diffaug": ("configs/wgan_gp.py:recommended", {}, 64, 5,
+                            "WGAN-GP + EMA + DiffAugment"),
+    "hinge_sn": ("configs/hinge_sn.py", {}, 64, 2, "hinge + SN + EMA + DiffAugment"),
+    "hinge_sn_cond": ("configs/hinge_sn.py:conditional", {}, 64, 2,
+                      "hinge + SN + EMA + DiffAugment, class-conditional"),
+}
+
+
+def _run(cmd, log_path):
+  print("$", " ".join(cmd), flush=True)
+  with open(log_path, "a") as log:
+    proc = subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True)
+  if proc.returncode:
+    raise RuntimeError(f"{cmd[2]} failed ({proc.returncode}); see {log_path}")
+
+
+def main():
+  p = argparse.ArgumentParser(description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+  p.add_argument("--recipes", default=",".join(RECIPES))
+  p.add_argument("--image_size", type=int, default=32)
+  p.add_argument("--width", type=int, default=32)
+  p.add_argument("--kimg", type=float, default=60.0, help="real images shown to the critic")
+  p.add_argument("--num_samples", type=int, default=2000)
+  p.add_argument("--manual_dir", default=REAL_GEMS)
+  p.add_argument("--data_dir", default=os.path.join(ROOT, "experiments", "runs", "tfds"))
+  p.add_argument("--out", default=os.path.join(ROOT, "experiments", "results", "cpu32"))
+  p.add_argument("--hardware", default="", help="recorded in the table")
+  args = p.parse_args()
+  os.makedirs(args.out, exist_ok=True)
+  results_path = os.path.join(args.out, "results.json")
+  results = json.load(open(results_path)) if os.path.exists(results_path) else {}
+
+  for name in args.recipes.split(","):
+    config, overrides, batch, n_critic, what = RECIPES[name]
+    steps = math.ceil(args.kimg * 1000 / (batch * n_critic))
+    workdir = os.path.join(ROOT, "experiments", "runs", f"{os.path.basename(args.out)}_{name}")
+    os.makedirs(workdir, exist_ok=True)
+    log = os.path.join(workdir, "compare.log")
+    flags = {"data.manual_dir": args.manual_dir, "data.data_dir": args.data_dir,
+             "data.image_size": args.image_size, "model.width": args.width,
+             "num_train_steps": steps, "log_every_steps": max(steps // 40, 1),
+             "sample_every_steps": max(steps // 5, 1),
+             "checkpoint_every_steps": max(steps // 5, 1), **overrides}
+    t0 = time.time()
+    _run([sys.executable, "-m", "gemgan.main", f"--config={config}", f"--workdir={workdir}"]
+         + [f"--config.{k}={v}" for k, v in flags.items()], log)
+    train_s = time.time() - t0
+    grid = os.path.join(args.out, f"{name}.png")
+    _run([sys.executable, "-m", "gemgan.sample", f"--workdir={workdir}", "--num=64",
+          "--seed=0", f"--out={grid}"], log)
+    out = subprocess.run([sys.executable, "-m", "gemgan.evaluate", f"--workdir={workdir}",
+                          f"--num_samples={args.num_samples}"], cwd=ROOT, capture_output=True,
+                         text=True)
+    with open(log, "a") as f:
+      f.write(out.stderr)
+    if out.returncode:
+      raise RuntimeError(f"evaluate failed for {name}; see {log}")
+    metrics = json.loads(out.stdout.strip().splitlines()[-1])
+    results[name] = {"what": what, "config": config, "steps": steps, "batch": batch,
+                     "n_critic": n_critic, "train_seconds": train_s, "metrics": metrics}
+    with open(results_path, "w") as f:
+      json.dump(results, f, indent=1)
+    write_table(results, args)
+
+
+def write_table(results, args):
+  """Markdown table, best FID (else SWD) first."""
+  def key(item):
+    m = item[1]["metrics"]
+    return m.get("fid", m.get("swd_mean", float("inf")))
+
+  lines = [f"# Recipes on the real gems, {args.image_size} px, width {args.width}, "
+           f"{args.kimg:g} kimg shown to the critic",
+           "", f"Hardware: {args.hardware or 'see notes'}. Regenerate: "
+           f"`python experiments/compare.py --image_size={args.image_size} "
+           f"--width={args.width} --kimg={args.kimg:g} --num_samples={args.num_samples}`.", "",
+           "| recipe | what | G steps | batch x n_critic | train min | FID | KID x1e3 | "
+           "SWD x1e3 (mean) | precision | recall | samples |",
+           "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+  for name, r in sorted(results.items(), key=key):
+    m = r["metrics"]
+    fmt = lambda k, s=1.0: f"{m[k] * s:.2f}" if isinstance(m.get(k), (int, float)) else "-"
+    lines.append(
+        f"| {name} | {r['what']} | {r['steps']} | {r['batch']}x{r['n_critic']} | "
+        f"{r['train_seconds'] / 60:.1f} | {fmt('fid')} | {fmt('kid_mean', 1e3)} | "
+        f"{fmt('swd_mean')} | {fmt('precision')} | {fmt('recall')} | "
+        f"![{name}]({name}.png) |")
+  floor = next(iter(results.values()))["metrics"].get("floor", {})
+  if floor:
+    lines += ["", "Real-vs-real floor (two halves of the real set): "
+              + ", ".join(f"{k} {v:.3g}" for k, v in floor.items() if isinstance(v, float))]
+  with open(os.path.join(args.out, "table.md"), "w") as f:
+    f.write("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+  main()
