@@ -1,0 +1,234 @@
+"""Training input: prepare a TFDS dataset, then serve reproducible batches.
+
+Our sets are small (4,400 photos at 96 px are 122 MB of uint8), so the whole
+split is loaded once into host memory when it is under `IN_MEMORY_MAX_BYTES`.
+Which examples a step sees, and which of them are flipped, is then a pure
+function of (seed, step): `batch_indices`, built from one seeded permutation
+per epoch. The train loop's on-device path (it gathers from a device-resident
+copy of `info.images`) and `create_train_iterator`'s tf.data path both use it,
+so they give identical batches, and resuming at any step costs O(1) and sees
+exactly what an unbroken run would have.
+
+Bigger-than-memory sets stream from TFDS instead (see `_stream`): shuffled
+with a seeded buffer, reproducible, but a resume replays the stream up to the
+step, and batches differ from the in-memory path.
+"""
+import dataclasses
+import functools
+import os
+import time
+from typing import Iterator
+
+from absl import logging
+import jax
+import ml_collections
+import numpy as np
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from gemgan import datasets
+
+# Hide GPUs from TF so that it never takes accelerator memory JAX needs (as the
+# Flax examples do); TF only reads and decodes here.
+try:
+  tf.config.set_visible_devices([], "GPU")
+except RuntimeError:  # TF already initialised its devices elsewhere
+  pass
+
+IN_MEMORY_MAX_BYTES = 4 * 2**30  # uint8 images; bigger sets stream from disk
+_SHUFFLE_BUFFER = 10_000  # streaming only
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetInfo:
+  """A prepared dataset and, when it fits in memory, all its examples."""
+  name: str  # e.g. "gemstones/96"
+  split: str  # TFDS split expression, e.g. "train+test"
+  num_examples: int
+  num_classes: int
+  class_names: list
+  image_shape: tuple  # (H, W, 3)
+  images: np.ndarray | None  # uint8 [N, H, W, 3], or None when streaming
+  labels: np.ndarray | None  # int32 [N], or None when streaming
+  builder: tfds.core.DatasetBuilder = dataclasses.field(repr=False)
+
+
+def get_builder(config: ml_collections.ConfigDict) -> tfds.core.DatasetBuilder:
+  """The TFDS builder that `config.data` names (nothing is prepared yet)."""
+  d = config.data
+  data_dir = os.path.expanduser(d.data_dir) if d.data_dir else tfds.core.constants.DATA_DIR
+  if d.name == "gemstones":
+    builder_config = datasets.gemstones.make_config(d.image_size, d.resize)
+    return datasets.gemstones.Gemstones(config=builder_config, data_dir=data_dir)
+  if d.name == "synthetic_gems":
+    builder_config = datasets.synthetic_gems.make_config(d.image_size, d.num_examples,
+                                                         d.get("seed", 0))
+    return datasets.synthetic_gems.SyntheticGems(config=builder_config, data_dir=data_dir)
+  raise ValueError(f"config.data.name: unknown dataset {d.name!r}; choose 'gemstones' or "
+                   "'synthetic_gems'")
+
+
+def load_dataset(config: ml_collections.ConfigDict) -> DatasetInfo:
+  """Prepares the dataset on first use (offline), loads it, logs a summary.
+
+  Trains on `config.data.split` when set, else on all splits joined (the
+  Kaggle archive's train/ and test/ together, as the original notebook did).
+  """
+  builder = get_builder(config)
+  _prepare(builder, config)
+  builder = get_builder(config)  # a fresh builder reads the prepared info from disk
+  split = config.data.get("split", "") or "+".join(sorted(builder.info.splits.keys()))
+  num_examples = builder.info.splits[split].num_examples
+  label = builder.info.features["label"]
+  shape = tuple(builder.info.features["image"].shape)
+  nbytes = num_examples * int(np.prod(shape))
+  images = labels = None
+  start = time.perf_counter()
+  if nbytes <= IN_MEMORY_MAX_BYTES:
+    data = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1, shuffle_files=False))
+    images, labels = data["image"], data["label"].astype(np.int32)
+  info = DatasetInfo(name=f"{builder.name}/{builder.builder_config.name}", split=split,
+                     num_examples=num_examples, num_classes=label.num_classes,
+                     class_names=list(label.names), image_shape=shape, images=images,
+                     labels=labels, builder=builder)
+  logging.info("Dataset %s [%s] in %s: %d examples, %d classes, %s; %s", info.name, split,
+               builder.data_dir, num_examples, info.num_classes, "x".join(map(str, shape)),
+               f"{nbytes / 1e6:.1f} MB in memory (loaded in {time.perf_counter() - start:.1f} s)"
+               if images is not None else
+               f"{nbytes / 1e9:.1f} GB > {IN_MEMORY_MAX_BYTES / 2**30:.0f} GiB: streaming")
+  report = builder.info.metadata.get("report") if builder.info.metadata else None
+  if report:
+    logging.info("Prepared from %s: kept %s, skipped %s, converted %s", report["source"],
+                 report["kept"], report["skipped"] or "none", report["converted"] or "none")
+  return info
+
+
+def _prepare(builder: tfds.core.DatasetBuilder, config: ml_collections.ConfigDict):
+  """download_and_prepare without any network access; process 0 goes first."""
+  manual_dir = None
+  if config.data.name == "gemstones":
+    manual_dir = os.path.abspath(os.path.expanduser(config.data.manual_dir))
+  download_config = tfds.download.DownloadConfig(manual_dir=manual_dir,
+                                                 try_download_gcs=False)
+  prepare = functools.partial(builder.download_and_prepare, download_config=download_config)
+  if jax.process_count() == 1:
+    prepare()
+    return
+  # Multi-host: one writer on shared storage; the others then find it (or,
+  # with per-host disks, prepare their own copy).
+  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+  if jax.process_index() == 0:
+    prepare()
+  multihost_utils.sync_global_devices("gemgan: dataset prepared")
+  if jax.process_index() != 0:
+    prepare()
+
+
+# ------------------------------------------------------------------ batches
+
+_SALT = 0x6A7E_D47A  # keeps these streams apart from other uses of config.seed
+
+
+@functools.lru_cache(maxsize=4)
+def _epoch(seed: int, epoch: int, num_examples: int):
+  rng = np.random.default_rng([_SALT, seed, epoch])
+  order = rng.permutation(num_examples).astype(np.int32)
+  flips = rng.random(num_examples) < 0.5
+  order.flags.writeable = flips.flags.writeable = False
+  return order, flips
+
+
+def batch_indices(seed: int, step: int, batch_size: int, num_examples: int,
+                  batches_per_step: int = 1) -> tuple[np.ndarray, np.ndarray]:
+  """Example indices and flips for one step: int32 and bool [batches_per_step, batch_size].
+
+  The global stream of examples is epoch after epoch, each a permutation of
+  all examples from a generator keyed by (seed, epoch), with a coin per
+  position for the horizontal flip; step s takes the next
+  batches_per_step * batch_size of it, straddling epochs where it must. O(1)
+  in `step`. Flips are returned regardless of config.data.random_flip: AND
+  them with it.
+  """
+  if num_examples < 1 or batch_size < 1 or batches_per_step < 1:
+    raise ValueError(f"need num_examples, batch_size, batches_per_step >= 1; got "
+                     f"{num_examples}, {batch_size}, {batches_per_step}")
+  seed = int(seed) % 2**64
+  total = batch_size * batches_per_step
+  position = int(step) * total
+  indices = np.empty(total, np.int32)
+  flips = np.empty(total, bool)
+  filled = 0
+  while filled < total:
+    epoch, offset = divmod(position + filled, num_examples)
+    take = min(num_examples - offset, total - filled)
+    order, coin = _epoch(seed, epoch, num_examples)
+    indices[filled:filled + take] = order[offset:offset + take]
+    flips[filled:filled + take] = coin[offset:offset + take]
+    filled += take
+  shape = (batches_per_step, batch_size)
+  return indices.reshape(shape), flips.reshape(shape)
+
+
+def create_train_iterator(config: ml_collections.ConfigDict, info: DatasetInfo,
+                          start_step: int = 0) -> Iterator[dict]:
+  """Batches for steps start_step, start_step + 1, ... as numpy dicts.
+
+  Each item: 'image' float32 [n_critic, B, H, W, 3] in [-1, 1] and 'label'
+  int32 [n_critic, B], where B = config.batch_size / jax.process_count() is
+  this process's slice of the global batch (process p takes columns
+  [p * B, (p + 1) * B) of `batch_indices`).
+  """
+  process_count, process_index = jax.process_count(), jax.process_index()
+  if config.batch_size % process_count:
+    raise ValueError(f"config.batch_size={config.batch_size} is not divisible by the "
+                     f"{process_count} processes")
+  per_process = config.batch_size // process_count
+  if info.images is None:
+    return _stream(config, info, start_step, per_process)
+  lo = process_index * per_process
+  images, labels = info.images, info.labels
+  random_flip = bool(config.data.random_flip)
+
+  def host_batch(step):
+    index, flip = batch_indices(config.seed, step, config.batch_size, info.num_examples,
+                                config.n_critic)
+    index, flip = index[:, lo:lo + per_process], flip[:, lo:lo + per_process] & random_flip
+    x = images[index]
+    x = np.where(flip[..., None, None, None], x[..., ::-1, :], x)
+    return x, labels[index]
+
+  shape = (config.n_critic, per_process)
+  ds = tf.data.Dataset.counter(start=start_step)
+  ds = ds.map(lambda step: tf.numpy_function(host_batch, [step], (tf.uint8, tf.int32),
+                                             stateful=False),
+              num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  ds = ds.map(lambda x, y: {"image": _to_float(tf.ensure_shape(x, shape + info.image_shape)),
+                            "label": tf.ensure_shape(y, shape)})
+  return iter(tfds.as_numpy(ds.prefetch(2)))
+
+
+def _to_float(x: tf.Tensor) -> tf.Tensor:
+  """uint8 -> float32 in [-1, 1], the same arithmetic as the on-device path."""
+  return tf.cast(x, tf.float32) / 127.5 - 1.0
+
+
+def _stream(config, info, start_step, per_process):
+  """Bigger-than-memory sets: a seeded shuffle buffer over this process's files."""
+  logging.warning("Streaming %s: resuming at step %d replays the stream up to it", info.name,
+                  start_step)
+  seed = int(config.seed) % 2**31
+  read_config = tfds.ReadConfig(shuffle_seed=seed, shuffle_reshuffle_each_iteration=True)
+  ds = info.builder.as_dataset(split=tfds.split_for_jax_process(info.split, drop_remainder=True),
+                               shuffle_files=True, read_config=read_config)
+  ds = ds.repeat().shuffle(_SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
+
+  def prepare(i, example):
+    image = example["image"]
+    if config.data.random_flip:
+      image = tf.image.stateless_random_flip_left_right(
+          image, seed=tf.stack([tf.constant(seed, tf.int64), i]))
+    return {"image": _to_float(image), "label": tf.cast(example["label"], tf.int32)}
+
+  ds = ds.enumerate().map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  ds = ds.batch(per_process, drop_remainder=True).batch(config.n_critic, drop_remainder=True)
+  return iter(tfds.as_numpy(ds.skip(start_step).prefetch(2)))
