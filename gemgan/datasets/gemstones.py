@@ -142,7 +142,7 @@ class Gemstones(tfds.core.GeneratorBasedBuilder):
     with concurrent.futures.ThreadPoolExecutor(_WORKERS) as pool:
       for (entry, rel, label), result, error in _ordered_map(pool, work, items, 4 * _WORKERS):
         if error is not None:
-          report.skip(entry.path, error.reason, str(error))
+          report.skip(entry.path, error.reason, error.detail)
           continue
         image, conversions = result
         report.convert(entry.path, conversions)

@@ -52,7 +52,7 @@ class BadImage(Exception):
 
   def __init__(self, reason: str, detail: str = ""):
     super().__init__(f"{reason}: {detail}" if detail else reason)
-    self.reason = reason
+    self.reason, self.detail = reason, detail
 
 
 # ---------------------------------------------------------------- report
