@@ -206,7 +206,8 @@ class TrainingEvaluator:
   def run(self, step: int, state, logger, sample_fn) -> dict[str, float]:
     t0 = time.time()
     metrics = self.evaluator(self.generate(state, sample_fn))
-    logger.scalars(step, {f"eval/{k}": v for k, v in metrics.items()}, console=False)
+    logger.scalars(step, {f"eval/{k}": v for k, v in metrics.items()
+                          if not k.startswith("num_") and k != "kid_subset_size"}, console=False)
     logging.info("eval step %d: FID %.2f  KID %.4f ± %.4f  P %.3f  R %.3f  SWD %.2f  (%.0f s)",
                  step, metrics["fid"], metrics["kid_mean"], metrics["kid_std"],
                  metrics["precision"], metrics["recall"], metrics.get("swd_mean", float("nan")),
