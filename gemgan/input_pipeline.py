@@ -100,6 +100,12 @@ def load_dataset(config: ml_collections.ConfigDict) -> DatasetInfo:
   if report:
     logging.info("Prepared from %s: kept %s, skipped %s, converted %s", report["source"],
                  report["kept"], report["skipped"] or "none", report["converted"] or "none")
+    manual_dir = os.path.abspath(os.path.expanduser(config.data.manual_dir))
+    source = report["source"]
+    if source != manual_dir and not source.startswith(manual_dir + os.sep):
+      logging.warning("config.data.manual_dir is %s, but %s was prepared from %s; delete %s "
+                      "to prepare it again from the new input", manual_dir, info.name, source,
+                      builder.data_dir)
   return info
 
 

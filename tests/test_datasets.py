@@ -301,7 +301,7 @@ def test_real_photos_folder_and_zip_at_96(real_gems_dir, tmp_path):
   results = []
   for manual in (real_gems_dir, archive):
     start = time.perf_counter()
-    b = _prepare(manual, tmp_path / manual.name, size=96)
+    b = _prepare(manual, tmp_path / f"data_{manual.suffix or 'folder'}", size=96)
     print(f"prepared {manual} in {time.perf_counter() - start:.1f} s")
     assert b.info.splits["train"].num_examples == 4400
     assert b.info.features["label"].num_classes == 88

@@ -1,4 +1,4 @@
-"""Procedural gem pictures in vectorised numpy: cut stones and cabochons.
+"""Procedural gem pictures, vectorised in JAX: cut stones and cabochons.
 
 Every picture is one stone, centred with some jitter, on a plain light, grey
 or dark background, like a dealer's product photo. A stone is an outline
