@@ -176,11 +176,12 @@ class TrainingEvaluator:
   so successive evaluations differ only by the generator.
   """
 
-  def __init__(self, config: ml_collections.ConfigDict, info, workdir: str):
+  def __init__(self, config: ml_collections.ConfigDict, info, workdir: str,
+               evaluator: Optional[Evaluator] = None):
     from gemgan import checkpointing  # pylint: disable=g-import-not-at-top
     from gemgan import steps  # pylint: disable=g-import-not-at-top
     self.config = config
-    self.evaluator = evaluator_for_config(config, info.images)
+    self.evaluator = evaluator or evaluator_for_config(config, info.images)
     num = config.eval.num_samples
     self.batch = min(num, config.batch_size)
     padded = -(-num // self.batch) * self.batch

@@ -214,6 +214,8 @@ class _ColourFeatures:
 
   def __call__(self, images):
     self.calls += 1
+    if not isinstance(images, np.ndarray):  # batches of floats in [0, 1], as from files
+      images = np.concatenate([b * 255 for b in images])
     x = np.asarray(jax.image.resize(images.astype(np.float32) / 255,
                                     (len(images), 8, 8, 3), "linear"))
     return np.concatenate([x.mean((1, 2)), x.reshape(len(x), -1) @ self.proj], 1)
@@ -241,3 +243,65 @@ def test_evaluator_metrics_cache_and_floor(tmp_path):
   assert extractor.calls == 3 and again.floor() == json.loads(json.dumps(floor))
   with pytest.raises(ValueError, match="uint8"):
     ev(real.astype(np.float32))
+
+
+def test_evaluate_files_reports_metrics_and_floor(tmp_path, monkeypatch):
+  rng = np.random.default_rng(15)
+  for name, n in (("real", 40), ("fake", 20)):
+    (tmp_path / name).mkdir()
+    for i, im in enumerate(_smooth_images(rng, n, 24)):
+      Image.fromarray(im).save(tmp_path / name / f"{i}.png")
+  extractor = _ColourFeatures()
+  monkeypatch.setattr(inception, "FeatureExtractor", lambda weights, batch_size: extractor)
+  out = evaluate.evaluate_files(str(tmp_path / "real"), str(tmp_path / "fake"),
+                                swd_size=16, cache_dir=str(tmp_path / "cache"))
+  assert (out["num_real"], out["num_fake"], out["floor"]["num_fake"]) == (40, 20, 20)
+  assert {"fid", "kid_mean", "precision", "recall", "swd_16", "swd_mean"} <= set(out)
+  assert json.loads(json.dumps(out)) == out
+  calls = extractor.calls
+  evaluate.evaluate_files(str(tmp_path / "real"), str(tmp_path / "fake"), swd_size=16,
+                          cache_dir=str(tmp_path / "cache"))
+  assert extractor.calls == calls + 1  # the real features came from the cache
+
+
+# --- evaluation during training ---------------------------------------------
+
+def test_training_evaluator_logs_and_keeps_the_best_checkpoint(tmp_path):
+  from configs import wgan_gp
+  from gemgan import models
+  from gemgan import steps
+  config = wgan_gp.get_config("quick")
+  config.data.image_size, config.model.width, config.model.latent_dim = 16, 4, 8
+  config.batch_size, config.eval.num_samples = 4, 30
+  g, d = models.build_models(config)
+  shapes = jax.eval_shape(lambda: steps.create_train_state(config, g, d))
+  state = jax.tree_util.tree_map(lambda x: jnp.zeros(x.shape, x.dtype), shapes)
+  proj = np.random.default_rng(13).standard_normal((8, 16 * 16 * 3)) / 3
+  fade = {"amount": 0.0}  # how far samples are faded to grey: the "generator's" quality
+
+  def sample_fn(params, g_state, z, y):
+    del params, g_state, y
+    x = np.tanh(np.asarray(z) @ proj).reshape(-1, 16, 16, 3)
+    return x * (1 - fade["amount"])
+
+  real = ((np.tanh(np.random.default_rng(14).standard_normal((60, 8)) @ proj) + 1) * 127.5)
+  real = real.reshape(-1, 16, 16, 3).round().astype(np.uint8)
+  ev = evaluate.Evaluator.from_images(real, cache_dir=None, extractor=_ColourFeatures(),
+                                      kid_subsets=5)
+  logged = []
+  logger = type("Logger", (), {"scalars": lambda self, step, v, console: logged.append(
+      (step, v))})()
+  info = type("Info", (), {"images": real, "num_classes": 0})()
+
+  trainer_eval = evaluate.TrainingEvaluator(config, info, str(tmp_path), evaluator=ev)
+  good = trainer_eval.run(5, state.replace(step=jnp.int32(5)), logger, sample_fn)
+  fade["amount"] = 0.7
+  bad = trainer_eval.run(10, state.replace(step=jnp.int32(10)), logger, sample_fn)
+  assert good["num_fake"] == 30 and bad["fid"] > good["fid"]
+  assert [s for s, _ in logged] == [5, 10] and "eval/fid" in logged[0][1]
+  assert "eval/num_real" not in logged[0][1]
+  best = trainer_eval.best_ckpt
+  assert best.all_steps() == [5] and best.read_meta()["fid"] == pytest.approx(good["fid"])
+  # A resumed run knows the best FID so far.
+  assert evaluate.TrainingEvaluator(config, info, str(tmp_path),
+                                    evaluator=ev).best_fid == pytest.approx(good["fid"])

@@ -118,5 +118,5 @@ def load_uint8(path: str, size: int = 0) -> np.ndarray:
   shapes = {im.shape for im in images}
   if len(shapes) > 1:
     raise ValueError(f"{path} holds images of {len(shapes)} sizes (e.g. {sorted(shapes)[:3]}); "
-                     "pass a size to resize them")
+                     "pass a size (evaluate --swd_size) to resize them")
   return np.stack(images)
