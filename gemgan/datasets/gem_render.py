@@ -193,7 +193,15 @@ def _params(seed: int, index: int) -> dict:
 
 # ---------------------------------------------------------------- drawing
 
-_CHUNK = 64  # pictures per compiled call; the last chunk is padded
+_CHUNK = 64  # pictures per compiled call; a surface's last chunk is padded
+# Each surface is its own compiled function, so no picture pays for another's maths.
+_STEP_KINDS = (KINDS.index("emerald_cut"), KINDS.index("princess"))
+_CABOCHON_KINDS = (KINDS.index("cabochon"), KINDS.index("banded_cabochon"))
+
+
+def _surface(kind: int) -> str:
+  return ("cabochon" if kind in _CABOCHON_KINDS else "step" if kind in _STEP_KINDS else
+          "brilliant")
 
 
 def render(seed: int, start: int, count: int, image_size: int):
@@ -204,18 +212,28 @@ def render(seed: int, start: int, count: int, image_size: int):
   """
   images = np.zeros((count, image_size, image_size, 3), np.uint8)
   labels = np.zeros((count,), np.int32)
-  pending = None  # the previous chunk draws (asynchronously) while this one's parameters are made
-  for lo in range(0, count, _CHUNK):
-    params = [_params(seed, start + i) for i in range(lo, min(lo + _CHUNK, count))]
-    n = len(params)
-    params += params[-1:] * (_CHUNK - n)  # fixed shape: one compilation per image size
+  queues = {"brilliant": [], "step": [], "cabochon": []}  # (index, params) per surface
+  drawn = []  # (indices, device array): drawing runs while later parameters are made
+
+  def flush(surface):
+    items, queues[surface] = queues[surface], []
+    params = [p for _, p in items]
+    params += params[-1:] * (_CHUNK - len(params))  # fixed shape: one compilation
     batch = {k: np.stack([p[k] for p in params]) for k in params[0]}
-    labels[lo:lo + n] = batch["kind"][:n]
-    if pending is not None:
-      images[pending[0]:pending[0] + pending[1]] = np.asarray(pending[2])[:pending[1]]
-    pending = (lo, n, _draw(batch, image_size))
-  if pending is not None:
-    images[pending[0]:pending[0] + pending[1]] = np.asarray(pending[2])[:pending[1]]
+    drawn.append(([i for i, _ in items], _draw(batch, image_size, surface)))
+
+  for i in range(count):
+    p = _params(seed, start + i)
+    labels[i] = p["kind"]
+    surface = _surface(int(p["kind"]))
+    queues[surface].append((i, p))
+    if len(queues[surface]) == _CHUNK:
+      flush(surface)
+  for surface, items in queues.items():
+    if items:
+      flush(surface)
+  for indices, pictures in drawn:
+    images[indices] = np.asarray(pictures)[:len(indices)]
   return images, labels
 
 
@@ -231,13 +249,13 @@ def _gauge(u, v, radius):
   return jnp.sqrt(u * u + v * v) / radius[pos], phi, pos
 
 
-@functools.partial(jax.jit, static_argnums=1)
-def _draw(batch, image_size: int):
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def _draw(batch, image_size: int, surface: str):
   """uint8 NHWC pictures for a batch of parameter dicts (leading axis)."""
-  return jax.vmap(lambda p: _draw_one(p, image_size))(batch)
+  return jax.vmap(lambda p: _draw_one(p, image_size, surface))(batch)
 
 
-def _draw_one(p, image_size: int):
+def _draw_one(p, image_size: int, surface: str):
   """One picture [H, W, 3] uint8 from its parameters."""
   p = {k: (v.astype(jnp.float32) if v.dtype == jnp.float64 else v) for k, v in p.items()}
   m = image_size
@@ -255,9 +273,10 @@ def _draw_one(p, image_size: int):
   light = (lx, ly, jnp.sqrt(1 - lx * lx - ly * ly))
 
   # body: shade of the stone's colour in [0, 1]; glint: blend towards white.
-  is_cut = p["kind"] < KINDS.index("cabochon")
-  cut, cab = _faceted(p, f, phi, pos, light), _cabochon(p, f, u, v, light)
-  body, glint, band = (jnp.where(is_cut, a, b) for a, b in zip(cut, cab))
+  if surface == "cabochon":
+    body, glint, band = _cabochon(p, f, u, v, light)
+  else:
+    body, glint, band = _faceted(p, f, phi, pos, light, step=surface == "step")
   colour = p["colour"] + (p["colour2"] - p["colour"]) * band[..., None]
   stone = colour * body[..., None]
   stone = stone + (1 - stone) * glint[..., None]
@@ -278,45 +297,47 @@ def _draw_one(p, image_size: int):
   return jnp.clip(image * 255 + 0.5, 0, 255).astype(jnp.uint8)
 
 
-def _faceted(p, f, phi, pos, light):
+def _faceted(p, f, phi, pos, light, step: bool):
   """Cut stones: (body shade, glint, band) per pixel."""
   lx, ly, lz = light
-  # Brilliant layout in (gauge, angle): sector j, position w in it, distance wc
-  # to its nearest boundary; a polygonal table, then star facets (triangles on
-  # the table's edges), kites (on sector boundaries) and upper-girdle pairs.
-  n = p["sectors"]
-  a = (phi - p["sector_phase"]) * (n / (2 * jnp.pi))
-  a = jnp.where(a < 0, a + n, a)
-  j = jnp.minimum(a.astype(jnp.int32), n - 1)
-  w = a - j
-  wc = jnp.minimum(w, 1 - w)
-  table = p["table_size"] * jnp.cos(jnp.pi / n) / jnp.cos((w - 0.5) * (2 * jnp.pi / n))
-  s = (f - table) / (1 - table)
-  in_table, star, kite = s < 0, s < wc, s < 1 - wc
-  half = (w >= 0.5).astype(jnp.int32)
-  k = jnp.round(a).astype(jnp.int32)
-  k = jnp.where(k >= n, 0, k)
-  facet = jnp.where(star, 40 + j, jnp.where(kite, 60 + k, 80 + 2 * j + half))
-  # Brilliance pattern: mirror-symmetric facets share most of their brightness.
-  pattern = jnp.where(star, 20 + (j & 1), jnp.where(kite, 24 + (k & 1), 28 + ((2 * j + half) & 3)))
-  azimuth = jnp.where(star, j + 0.5, jnp.where(kite, k, j + 0.25 + 0.5 * half))
-  azimuth = azimuth * (2 * jnp.pi / n) + p["sector_phase"]
-  tilt = jnp.where(star, 0.35, jnp.where(kite, 0.55, 0.8))
-  # Seen through the table: the pavilion's reflections, 2n wedges.
-  wedge = (a * 2).astype(jnp.int32)
-  facet = jnp.where(in_table, 1 + wedge, facet)
-  pattern = jnp.where(in_table, 32 + (wedge & 3), pattern)
-  tilt = jnp.where(in_table, 0.0, tilt)
-
-  # Step layout (emerald, princess): rings of the outline's own shape, split
-  # into its sides.
-  step = (p["kind"] == KINDS.index("emerald_cut")) | (p["kind"] == KINDS.index("princess"))
-  side = p["sides"][pos]
-  ring = (jnp.minimum(f, 0.999) * 7).astype(jnp.int32)
-  facet = jnp.where(step, 100 + ring * 8 + side, facet)
-  pattern = jnp.where(step, 36 + (ring & 1) * 8 + side, pattern)
-  azimuth = jnp.where(step, p["side_angle"][side], azimuth)
-  tilt = jnp.where(step, jnp.where(ring >= 4, 0.25 + 0.12 * (ring - 4), 0.0), tilt)
+  if step:
+    # Step cut (emerald, princess): rings of the outline's own shape, split
+    # into its sides.
+    side = p["sides"][pos]
+    ring = (jnp.minimum(f, 0.999) * 7).astype(jnp.int32)
+    facet = 100 + ring * 8 + side
+    pattern = 36 + (ring & 1) * 8 + side
+    azimuth = p["side_angle"][side]
+    tilt = jnp.where(ring >= 4, 0.25 + 0.12 * (ring - 4), 0.0)
+  else:
+    # Brilliant layout in (gauge, angle): sector j, position w in it, distance
+    # wc to its nearest boundary; a polygonal table, then star facets
+    # (triangles on the table's edges), kites (on sector boundaries) and
+    # upper-girdle pairs.
+    n = p["sectors"]
+    a = (phi - p["sector_phase"]) * (n / (2 * jnp.pi))
+    a = jnp.where(a < 0, a + n, a)
+    j = jnp.minimum(a.astype(jnp.int32), n - 1)
+    w = a - j
+    wc = jnp.minimum(w, 1 - w)
+    table = p["table_size"] * jnp.cos(jnp.pi / n) / jnp.cos((w - 0.5) * (2 * jnp.pi / n))
+    s = (f - table) / (1 - table)
+    in_table, star, kite = s < 0, s < wc, s < 1 - wc
+    half = (w >= 0.5).astype(jnp.int32)
+    k = jnp.round(a).astype(jnp.int32)
+    k = jnp.where(k >= n, 0, k)
+    facet = jnp.where(star, 40 + j, jnp.where(kite, 60 + k, 80 + 2 * j + half))
+    # Brilliance pattern: mirror-symmetric facets share most of their brightness.
+    pattern = jnp.where(star, 20 + (j & 1),
+                        jnp.where(kite, 24 + (k & 1), 28 + ((2 * j + half) & 3)))
+    azimuth = jnp.where(star, j + 0.5, jnp.where(kite, k, j + 0.25 + 0.5 * half))
+    azimuth = azimuth * (2 * jnp.pi / n) + p["sector_phase"]
+    tilt = jnp.where(star, 0.35, jnp.where(kite, 0.55, 0.8))
+    # Seen through the table: the pavilion's reflections, 2n wedges.
+    wedge = (a * 2).astype(jnp.int32)
+    facet = jnp.where(in_table, 1 + wedge, facet)
+    pattern = jnp.where(in_table, 32 + (wedge & 3), pattern)
+    tilt = jnp.where(in_table, 0.0, tilt)
 
   values = p["facet_values"]
   value = 0.6 * values[pattern] + 0.4 * values[facet]
