@@ -73,7 +73,9 @@ def create_train_state(config: ml_collections.ConfigDict, generator: nn.Module,
   return TrainState(
       step=jnp.zeros((), jnp.int32), g_params=g_params, g_state=g_state,
       d_params=d_params, d_state=d_state, g_opt_state=g_tx.init(g_params),
-      d_opt_state=d_tx.init(d_params), ema_params=g_params, rng=rng)
+      d_opt_state=d_tx.init(d_params),
+      # A copy, not an alias: the jitted step donates every buffer once.
+      ema_params=jax.tree_util.tree_map(jnp.copy, g_params), rng=rng)
 
 
 def images_from_indices(dataset_u8, indices, flips):
