@@ -40,6 +40,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.resize = "center_crop"  # or "pad": see gemgan/datasets/gemstones.py
   c.data.random_flip = True
   c.data.num_examples = 4_096  # synthetic_gems only
+  c.data.seed = 0  # synthetic_gems only: which pictures
+  c.data.split = ""  # "" = all splits joined (Kaggle's train+test, as the notebook)
   c.data.on_device = True  # keep a small dataset in device memory
 
   c.model = ml_collections.ConfigDict()
