@@ -1,0 +1,380 @@
+"""Samples from a checkpoint, without the training code: grids, PNGs, latent walks.
+
+  python -m gemgan.sample --workdir=DIR [--step=N] --num=64 --seed=0 --out=grid.png
+  python -m gemgan.sample --workdir=DIR --num=1000 --out=pngs/ --batch_size=128
+  python -m gemgan.sample --workdir=DIR --interpolate=5 --frames=20 --out=walk.gif
+  python -m gemgan.sample --workdir=DIR --label=ruby --psi=0.7 --out=ruby.png
+  python -m gemgan.sample --workdir=DIR --per_class=8 --out=classes.png
+
+Only the checkpoint's `generator` item is read (no critic, no optimizer), onto
+this process's default device, whatever devices wrote it. The config comes
+from the checkpoint. Sample i of seed s has the latent drawn from
+fold_in(PRNGKey(s), i), so the same (seed, index) gives the same picture at
+any --num and any --batch_size.
+
+Library use:
+  sampler = sample.load_generator(workdir)
+  images = sampler.generate(num=16, seed=0)  # uint8 [16, H, W, 3]
+"""
+import functools
+import os
+from typing import Iterator, Optional, Sequence, Union
+
+from absl import app
+from absl import flags
+from absl import logging
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import orbax.checkpoint as ocp
+
+from gemgan import checkpointing
+from gemgan import config_lib
+from gemgan import models
+from gemgan import steps
+from gemgan import visualize
+
+Label = Union[int, str]
+
+
+def _one_device_abstract(tree, device):
+  """ShapeDtypeStructs placed on `device` (ignoring the devices that saved them)."""
+  sharding = jax.sharding.SingleDeviceSharding(device)
+  return jax.tree_util.tree_map(
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), tree)
+
+
+def config_from_meta(saved: dict) -> ml_collections.ConfigDict:
+  """The run's config, with keys added to gemgan since then at their defaults."""
+  config = ml_collections.ConfigDict(saved)
+
+  def fill(dst, defaults, prefix):
+    for key, value in defaults.items():
+      if key not in dst:
+        logging.warning("checkpoint config has no %s%s; using the default %r", prefix, key,
+                        value)
+        dst[key] = value
+      elif isinstance(value, dict) and isinstance(dst[key], ml_collections.ConfigDict):
+        fill(dst[key], value, f"{prefix}{key}.")
+
+  fill(config, config_lib.base_config().to_dict(), "")
+  return config
+
+
+def _saved_num_classes(directory: str, step: int) -> int:
+  """Classes of a conditional generator, from the saved parameter shapes."""
+  with ocp.StandardCheckpointer() as reader:
+    tree = reader.metadata(os.path.join(directory, str(step), "generator")).item_metadata.tree
+  for path, leaf in jax.tree_util.tree_leaves_with_path(tree["params"]):
+    if getattr(path[-1], "key", None) == "gamma":  # ConditionalBatchNorm: [classes, ch]
+      return int(leaf.shape[0])
+  raise checkpointing.CheckpointError(
+      f"config says model.conditional but the generator in {directory}/{step} has no "
+      "class embedding")
+
+
+def slerp(a: jax.Array, b: jax.Array, t: jax.Array) -> jax.Array:
+  """Spherical interpolation between rows of a and b (linear where they are parallel)."""
+  a_n = a / jnp.linalg.norm(a, axis=-1, keepdims=True)
+  b_n = b / jnp.linalg.norm(b, axis=-1, keepdims=True)
+  omega = jnp.arccos(jnp.clip(jnp.sum(a_n * b_n, axis=-1, keepdims=True), -1.0, 1.0))
+  so = jnp.sin(omega)
+  safe = so > 1e-6
+  so = jnp.where(safe, so, 1.0)
+  wa = jnp.where(safe, jnp.sin((1.0 - t) * omega) / so, 1.0 - t)
+  wb = jnp.where(safe, jnp.sin(t * omega) / so, t)
+  return wa * a + wb * b
+
+
+def lerp(a: jax.Array, b: jax.Array, t: jax.Array) -> jax.Array:
+  return a + t * (b - a)
+
+
+@functools.lru_cache(maxsize=16)
+def _jitted_apply(generator: models.Generator):
+  """One compiled inference function per architecture, shared by checkpoints."""
+  return jax.jit(lambda v, z, y: generator.apply(v, z, y, train=False))
+
+
+class Sampler:
+  """A restored generator: `generate` pictures, or `render` given latents."""
+
+  def __init__(self, config: ml_collections.ConfigDict, generator: models.Generator,
+               variables, step: int, num_classes: int,
+               class_names: Optional[Sequence[str]] = None):
+    self.config = config
+    self.step = step
+    self.num_classes = num_classes  # 0 when unconditional
+    self.class_names = list(class_names) if class_names else None
+    self.latent_dim = config.model.latent_dim
+    self.latent_dist = config.latent_dist
+    self._variables = variables
+    self._apply = _jitted_apply(generator)
+
+  @property
+  def image_shape(self) -> tuple[int, int, int]:
+    size = self.config.data.image_size
+    return (size, size, 3)
+
+  def latents(self, seed: int, indices) -> jax.Array:
+    """z of samples `indices` of `seed`: row i depends only on (seed, i)."""
+    key = jax.random.PRNGKey(seed)
+    draw = lambda i: steps.sample_latent(jax.random.fold_in(key, i), 1, self.latent_dim,
+                                         self.latent_dist)[0]
+    return jax.vmap(draw)(jnp.asarray(indices, jnp.uint32))
+
+  def label_index(self, label: Label) -> int:
+    """A class given by index or name (names only if the checkpoint has them)."""
+    if not self.num_classes:
+      raise ValueError("this generator is not class-conditional (model.conditional=False)")
+    if isinstance(label, str) and not label.lstrip("-").isdigit():
+      names = self.class_names or []
+      if label not in names:
+        known = f"known: {names}" if names else "this checkpoint stores no class names"
+        raise ValueError(f"unknown class {label!r}; use an index in [0, {self.num_classes}) "
+                         f"({known})")
+      return names.index(label)
+    index = int(label)
+    if not 0 <= index < self.num_classes:
+      raise ValueError(f"class index {index} is outside [0, {self.num_classes})")
+    return index
+
+  def class_name(self, index: int) -> str:
+    return self.class_names[index] if self.class_names else str(index)
+
+  def resolve_labels(self, num: int, labels=None) -> Optional[np.ndarray]:
+    """Labels of samples start..start+num-1 (None when unconditional).
+
+    None cycles through the classes (sample i gets class i % num_classes); an
+    int or a class name gives every sample that class; an int array [num], or
+    class weights [num, num_classes], is taken as it is.
+    """
+    if not self.num_classes:
+      return None
+    if labels is None:
+      return np.arange(num) % self.num_classes
+    if isinstance(labels, (int, str, np.integer)):
+      return np.full(num, self.label_index(labels))
+    labels = np.asarray(labels)
+    if labels.shape[0] != num:
+      raise ValueError(f"got {labels.shape[0]} labels for {num} samples")
+    if np.issubdtype(labels.dtype, np.integer) and (
+        labels.min() < 0 or labels.max() >= self.num_classes):
+      raise ValueError(f"labels must lie in [0, {self.num_classes})")
+    return labels
+
+  def render(self, z, labels=None, batch_size: int = 64, psi: float = 1.0) -> np.ndarray:
+    """uint8 [N, H, W, 3] for latents z [N, dim] (labels: int [N] or weights [N, C])."""
+    return np.concatenate(list(self.iter_render(z, labels, batch_size, psi)), axis=0)
+
+  def iter_render(self, z, labels=None, batch_size: int = 64,
+                  psi: float = 1.0) -> Iterator[np.ndarray]:
+    """As `render`, one batch at a time, so large requests stream through.
+
+    Every batch is padded to `batch_size`, so one program is compiled. `psi`
+    < 1 truncates: z moves toward the distribution's mean (0) by that factor.
+    """
+    if batch_size < 1:
+      raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    z = jnp.asarray(z, jnp.float32) * psi
+    n = z.shape[0]
+    if labels is None:
+      labels = jnp.zeros((n,), jnp.int32)
+    labels = jnp.asarray(labels)
+    for start in range(0, n, batch_size):
+      zb, yb = z[start:start + batch_size], labels[start:start + batch_size]
+      m = zb.shape[0]
+      if m < batch_size:
+        zb = jnp.concatenate([zb, jnp.zeros((batch_size - m,) + zb.shape[1:], zb.dtype)])
+        yb = jnp.concatenate([yb, jnp.zeros((batch_size - m,) + yb.shape[1:], yb.dtype)])
+      yield visualize.to_uint8(self._apply(self._variables, zb, yb))[:m]
+
+  def iter_generate(self, num: int, seed: int = 0, batch_size: int = 64, labels=None,
+                    psi: float = 1.0) -> Iterator[np.ndarray]:
+    """As `generate`, one uint8 batch of `batch_size` at a time."""
+    if num < 1:
+      raise ValueError(f"num must be >= 1, got {num}")
+    labels = self.resolve_labels(num, labels)
+    for lo in range(0, num, batch_size):
+      idx = np.arange(lo, min(lo + batch_size, num))
+      yield from self.iter_render(self.latents(seed, idx),
+                                  None if labels is None else labels[idx], batch_size, psi)
+
+  def generate(self, num: int, seed: int = 0, batch_size: int = 64, labels=None,
+               psi: float = 1.0) -> np.ndarray:
+    """uint8 [num, H, W, 3]: samples 0..num-1 of `seed`.
+
+    `labels` (conditional models) as in `resolve_labels`; `psi` as in
+    `iter_render`.
+    """
+    return np.concatenate(list(self.iter_generate(num, seed, batch_size, labels, psi)), axis=0)
+
+  def walk(self, points: int, frames: int, seed: int = 0, walks: int = 1, label=None,
+           batch_size: int = 64, psi: float = 1.0,
+           spherical: Optional[bool] = None) -> np.ndarray:
+    """A looping latent walk: uint8 [points * frames, walks, H, W, 3].
+
+    Walk w visits the latents of samples w, walks + w, ... of `seed` (points
+    of them) and returns to the first, `frames` frames per leg. Spherical
+    interpolation for Gaussian z (it keeps |z| typical), linear otherwise.
+    A conditional model walks between classes too (soft class mixes), unless
+    `label` fixes one.
+    """
+    if points < 2 or frames < 1 or walks < 1:
+      raise ValueError(f"need points >= 2, frames >= 1, walks >= 1; got {points}, {frames}, "
+                       f"{walks}")
+    if spherical is None:
+      spherical = self.latent_dist == "normal"
+    keys = self.latents(seed, np.arange(points * walks)).reshape(points, walks, -1)
+    t = jnp.arange(frames, dtype=jnp.float32) / frames
+    a = jnp.repeat(keys, frames, axis=0)  # [points * frames, walks, dim]
+    b = jnp.repeat(jnp.roll(keys, -1, axis=0), frames, axis=0)
+    tt = jnp.tile(t, points)[:, None, None]
+    z = (slerp if spherical else lerp)(a, b, tt).reshape(points * frames * walks, -1)
+    labels = None
+    if self.num_classes:
+      if label is not None:
+        labels = jnp.full(z.shape[0], self.label_index(label), jnp.int32)
+      else:
+        onehot = jax.nn.one_hot(np.arange(points * walks) % self.num_classes,
+                                self.num_classes).reshape(points, walks, -1)
+        la = jnp.repeat(onehot, frames, axis=0)
+        lb = jnp.repeat(jnp.roll(onehot, -1, axis=0), frames, axis=0)
+        labels = lerp(la, lb, tt).reshape(z.shape[0], -1)
+    images = self.render(z, labels, batch_size, psi)
+    return images.reshape((points * frames, walks) + self.image_shape)
+
+
+def load_generator(workdir: str, step: Optional[int] = None, use_ema: bool = True,
+                   device: Optional[jax.Device] = None) -> Sampler:
+  """Restores the generator of `workdir`'s latest (or `step`) checkpoint.
+
+  Builds no critic or optimizer: the restore target is `jax.eval_shape` of the
+  generator's init, placed on `device` (default: this process's first device),
+  so a checkpoint written on GPU loads on CPU and vice versa. `use_ema` picks
+  the EMA weights (the same as the raw ones when the run had EMA off).
+  """
+  directory = os.path.join(workdir, "checkpoints")
+  if not os.path.isdir(directory):
+    raise checkpointing.CheckpointError(f"no checkpoints folder in {workdir}")
+  ckpt = checkpointing.Checkpointer(directory, read_only=True)
+  try:
+    step = ckpt._resolve(step)  # pylint: disable=protected-access
+    meta = ckpt.read_meta(step)
+    config = config_from_meta(meta["config"])
+    num_classes = 0
+    if config.model.conditional:
+      num_classes = int(meta.get("num_classes") or _saved_num_classes(directory, step))
+    generator, _ = models.build_models(config, num_classes=num_classes)
+    z = jax.ShapeDtypeStruct((2, config.model.latent_dim), jnp.float32)
+    y = jax.ShapeDtypeStruct((2,), jnp.int32)
+    shapes = jax.eval_shape(functools.partial(models.init_variables, generator),
+                            jax.random.PRNGKey(0), z, y)
+    shapes = dict(shapes)
+    params = shapes.pop("params")
+    target = {"params": params, "state": shapes, "ema_params": params}
+    item = ckpt.restore_generator(_one_device_abstract(target, device or jax.devices()[0]),
+                                  step)
+  finally:
+    ckpt.close()
+  use_ema = use_ema and bool(config.ema.enabled)
+  variables = {"params": item["ema_params"] if use_ema else item["params"], **item["state"]}
+  logging.info("Loaded the generator of step %d from %s (%s weights)", step, directory,
+               "EMA" if use_ema else "raw")
+  return Sampler(config, generator, variables, step, num_classes, meta.get("class_names"))
+
+
+def write_animation(path: str, frames: np.ndarray, fps: float = 20.0) -> None:
+  """Looping GIF, or MP4 when imageio's ffmpeg plugin is installed."""
+  import imageio.v3 as iio  # pylint: disable=g-import-not-at-top
+  os.makedirs(os.path.dirname(os.path.abspath(path)) or ".", exist_ok=True)
+  ext = os.path.splitext(path)[1].lower()
+  if ext == ".gif":
+    iio.imwrite(path, frames, extension=".gif", duration=1000.0 / fps, loop=0)
+  elif ext == ".mp4":
+    try:
+      iio.imwrite(path, frames, extension=".mp4", fps=fps)
+    except (ImportError, OSError) as e:  # imageio: no backend for .mp4
+      raise RuntimeError(f"writing {path} needs imageio's ffmpeg plugin "
+                         f"(pip install imageio-ffmpeg, or av); write a .gif instead. ({e})") from e
+  else:
+    raise ValueError(f"unsupported animation type {ext!r} for {path}: use .gif or .mp4")
+
+
+# --- command line -----------------------------------------------------------
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("workdir", None, "Training workdir (holds checkpoints/).")
+flags.DEFINE_integer("step", None, "Checkpoint step; default: the latest complete one.")
+flags.DEFINE_integer("num", 64, "Number of samples (grid / PNG folder).")
+flags.DEFINE_integer("seed", 0, "Latent seed: same seed, same pictures.")
+flags.DEFINE_string("out", None, "grid .png, a folder ending in '/', or (with --interpolate) "
+                    ".gif/.mp4. Default: <workdir>/generated/step_<N>_seed_<S>.(png|gif).")
+flags.DEFINE_integer("batch_size", 64, "Samples per generator call (memory bound).")
+flags.DEFINE_boolean("ema", True, "Use the EMA generator weights when the run kept them.")
+flags.DEFINE_integer("ncols", None, "Grid columns (default: square).")
+flags.DEFINE_integer("interpolate", 0, "Latent points of a looping walk (0: no walk).")
+flags.DEFINE_integer("frames", 20, "Frames per leg of the walk.")
+flags.DEFINE_integer("walks", 1, "Walks side by side in each frame.")
+flags.DEFINE_float("fps", 20.0, "Animation frames per second.")
+flags.DEFINE_string("label", None, "Conditional models: one class, by name or index.")
+flags.DEFINE_integer("per_class", 0, "Conditional models: a grid with this many samples of "
+                     "every class (one row each; column j shares its latent).")
+flags.DEFINE_float("psi", 1.0, "Truncation: scale z toward its mean (0 < psi <= 1).")
+
+
+def _default_out(workdir: str, step: int, seed: int, animated: bool) -> str:
+  ext = "gif" if animated else "png"
+  return os.path.join(workdir, "generated", f"step_{step}_seed_{seed}.{ext}")
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  sampler = load_generator(FLAGS.workdir, FLAGS.step, use_ema=FLAGS.ema)
+  out = FLAGS.out or _default_out(FLAGS.workdir, sampler.step, FLAGS.seed,
+                                  FLAGS.interpolate > 0)
+  kw = dict(batch_size=FLAGS.batch_size, psi=FLAGS.psi)
+  if (FLAGS.label is not None or FLAGS.per_class) and not sampler.num_classes:
+    raise app.UsageError("--label/--per_class need a class-conditional model")
+
+  if FLAGS.interpolate:
+    frames = sampler.walk(FLAGS.interpolate, FLAGS.frames, FLAGS.seed, FLAGS.walks,
+                          FLAGS.label, **kw)
+    frames = np.stack([f[0] if FLAGS.walks == 1 else visualize.image_grid(f, FLAGS.ncols)
+                       for f in frames])
+    write_animation(out, frames, FLAGS.fps)
+    logging.info("Wrote a %d-frame walk through %d points to %s", len(frames),
+                 FLAGS.interpolate, out)
+  elif FLAGS.per_class:
+    classes = ([sampler.label_index(FLAGS.label)] if FLAGS.label is not None
+               else range(sampler.num_classes))
+    z = sampler.latents(FLAGS.seed, np.arange(FLAGS.per_class))
+    z = jnp.tile(z, (len(classes), 1))
+    y = np.repeat(np.asarray(list(classes), np.int32), FLAGS.per_class)
+    images = sampler.render(z, y, **kw)
+    visualize.save_png(out, visualize.image_grid(images, FLAGS.per_class))
+    logging.info("Wrote %d classes x %d samples to %s", len(classes), FLAGS.per_class, out)
+  elif out.endswith(("/", os.sep)) or os.path.isdir(out):
+    os.makedirs(out, exist_ok=True)
+    labels = sampler.resolve_labels(FLAGS.num, FLAGS.label)
+    index = 0
+    for batch in sampler.iter_generate(FLAGS.num, FLAGS.seed, labels=labels, **kw):
+      for image in batch:
+        name = f"{index:06d}"
+        if labels is not None:
+          name += "_" + sampler.class_name(int(labels[index]))
+        visualize.save_png(os.path.join(out, name + ".png"), image)
+        index += 1
+    logging.info("Wrote %d PNGs to %s", index, out)
+  else:
+    images = sampler.generate(FLAGS.num, FLAGS.seed, labels=FLAGS.label, **kw)
+    visualize.save_png(out, visualize.image_grid(images, FLAGS.ncols))
+    logging.info("Wrote a grid of %d samples to %s", FLAGS.num, out)
+  print(out)
+
+
+if __name__ == "__main__":
+  flags.mark_flags_as_required(["workdir"])
+  app.run(main)
