@@ -1,28 +1,29 @@
-"""Convolutions whose forward and backward passes all run as stride-1 convs.
+"""Convolutions with fast gradients on XLA:CPU, and Flax modules using them.
 
-XLA:CPU runs forward convolutions well but lowers some gradient convolutions
-to very slow loops: the weight gradient of a transposed (input-dilated)
-convolution runs at ~1-2 GFLOP/s, 30-50x slower than a forward conv of the
-same size. This module rewrites every convolution as layout shuffles around
-one stride-1, undilated 'VALID' convolution:
+XLA:CPU runs forward convolutions fast (YNNPACK), and input-dilated ones
+(transposed convs) reasonably (Eigen), but lowers the weight gradient of an
+input-dilated convolution, the one JAX's autodiff emits for every transposed
+conv and for the second derivative of every strided conv (a gradient
+penalty's), to a naive loop: 1-3 GFLOP/s, 20-50x slower than the forward conv.
 
-- a strided conv is a stride-1 conv on the space-to-depth input
-  (s*s*C channels) with a re-packed kernel;
-- a transposed (input-dilated) conv is a stride-1 conv on the small input
-  with a kernel holding all s*s output phases (sub-pixel convolution),
-  followed by depth-to-space.
-
-The stride-1 conv (`conv_s1`) and its weight gradient (`wgrad_s1`) are
-`jax.custom_vjp` functions whose backward rules call each other, so first
-derivatives, and second derivatives such as a gradient penalty's, are again
-stride-1 convs; JAX differentiates the cheap shuffles itself. Outputs equal
-`lax.conv_general_dilated`'s up to float rounding (tests/test_fast_conv.py).
+Here one convolution `lax.conv_general_dilated(x, w, strides, padding,
+lhs_dilation=dilation)` (NHWC/HWIO) is a `jax.custom_vjp` function whose
+backward rule computes
+- the input gradient as the same kind of convolution, strides and dilation
+  swapped, with the flipped kernel, and
+- the weight gradient with a second `jax.custom_vjp` function that always
+  issues a window-dilated (strided) conv, which XLA hands to YNNPACK: for a
+  transposed conv, output gradient and input swap roles.
+The weight gradient's own backward rule is again two such convolutions, so
+second derivatives (gradient penalties, R1) stay on the fast paths too.
+Results equal `lax.conv_general_dilated` and its autodiff up to float
+rounding (tests/test_fast_conv.py).
 
 `FastConv` and `FastConvTranspose` are drop-in replacements for
 `flax.linen.Conv` and `flax.linen.ConvTranspose` (same attributes, parameter
 names, shapes and initialisers) for 2-D NHWC inputs.
 """
-import math
+import functools
 from typing import Any, Callable, Sequence
 
 import flax.linen as nn
@@ -32,16 +33,18 @@ from jax import lax
 
 Array = jax.Array
 Padding = str | int | Sequence[int | tuple[int, int]]
+Pairs = tuple[tuple[int, int], tuple[int, int]]
 _DN = ("NHWC", "HWIO", "NHWC")
+# A weight gradient as a conv: x's channels act as the batch, the batch is
+# contracted, the output gradient is the (window-dilated) kernel.
+_WGRAD_DN = ("CHWN", "IHWO", "HWNC")
 
-# How the two stride-1 primitives are lowered: "lax" (one XLA convolution),
-# "taps" (one matmul per kernel tap, summed) or "im2col" (patches, one
-# matmul). Experiments switch these; see experiments/cpu_speed/.
-BACKEND = {"conv": "lax", "wgrad": "lax"}
+# Lowerings of the forward convolutions; experiments switch these (see
+# experiments/cpu_speed/). "lax": one XLA convolution. "s2d": a strided conv
+# as a stride-1 conv on the space-to-depth input. "subpixel": a transposed
+# conv as a stride-1 conv producing every output phase, then depth-to-space.
+BACKEND = {"strided": "lax", "transposed": "lax"}
 
-
-# ----------------------------------------------------------------------------
-# Stride-1 core: y = conv_s1(x, w), dw = wgrad_s1(x, dy).
 
 def _pad_hw(x: Array, pads) -> Array:
   """Zero-pads (or, for negative amounts, crops) the two spatial axes."""
@@ -54,168 +57,172 @@ def _flip_t(w: Array) -> Array:
   return jnp.flip(w, (0, 1)).swapaxes(2, 3)
 
 
-def _taps(x: Array, kh: int, kw: int):
-  """The kh*kw shifted 'VALID' windows of x, in kernel (row-major) order."""
-  ho, wo = x.shape[1] - kh + 1, x.shape[2] - kw + 1
-  return [x[:, i:i + ho, j:j + wo, :] for i in range(kh) for j in range(kw)]
-
-
-def _conv_s1_impl(x: Array, w: Array) -> Array:
-  kh, kw, c, o = w.shape
-  mode = BACKEND["conv"]
-  if mode == "lax" or kh * kw == 1 and mode == "im2col":
-    return lax.conv_general_dilated(x, w, (1, 1), "VALID", dimension_numbers=_DN)
-  taps = _taps(x, kh, kw)
-  if mode == "taps":
-    return sum(jnp.einsum("nhwc,co->nhwo", t, w[i // kw, i % kw]) for i, t in enumerate(taps))
-  if mode == "im2col":
-    return jnp.concatenate(taps, axis=-1) @ w.reshape(kh * kw * c, o)
-  raise ValueError(f"unknown conv backend {mode!r}")
-
-
-def _wgrad_s1_impl(x: Array, g: Array) -> Array:
-  kh, kw = x.shape[1] - g.shape[1] + 1, x.shape[2] - g.shape[2] + 1
-  mode = BACKEND["wgrad"]
-  if mode == "lax":
-    # Batch and feature swap roles: a conv over (C, H, W) with N contracted.
-    return lax.conv_general_dilated(x, g, (1, 1), "VALID",
-                                    dimension_numbers=("CHWN", "IHWO", "HWNC"))
-  taps = _taps(x, kh, kw)
-  c, o = x.shape[-1], g.shape[-1]
-  if mode == "taps":
-    dw = jnp.stack([jnp.einsum("nhwc,nhwo->co", t, g) for t in taps])
-    return dw.reshape(kh, kw, c, o)
-  if mode == "im2col":
-    p = jnp.concatenate(taps, axis=-1).reshape(-1, kh * kw * c)
-    return (p.T @ g.reshape(-1, o)).reshape(kh, kw, c, o)
-  raise ValueError(f"unknown wgrad backend {mode!r}")
-
-
-@jax.custom_vjp
-def conv_s1(x: Array, w: Array) -> Array:
-  """Stride-1 'VALID' convolution, NHWC x HWIO -> NHWC, with fast gradients."""
-  return _conv_s1_impl(x, w)
-
-
-@jax.custom_vjp
-def wgrad_s1(x: Array, g: Array) -> Array:
-  """Weight gradient of `conv_s1(x, w)` for output cotangent g: HWIO."""
-  return _wgrad_s1_impl(x, g)
-
-
-def _conv_s1_fwd(x, w):
-  return conv_s1(x, w), (x, w)
-
-
-def _input_grad(g: Array, w: Array) -> Array:
-  """d<g, conv_s1(x, w)>/dx: a 'full' stride-1 conv with the flipped kernel."""
-  kh, kw = w.shape[:2]
-  return conv_s1(_pad_hw(g, ((kh - 1, kh - 1), (kw - 1, kw - 1))), _flip_t(w))
-
-
-def _conv_s1_bwd(res, g):
-  x, w = res
-  return _input_grad(g, w), wgrad_s1(x, g)
-
-
-def _wgrad_s1_fwd(x, g):
-  return wgrad_s1(x, g), (x, g)
-
-
-def _wgrad_s1_bwd(res, dw_bar):
-  # wgrad_s1 is bilinear: <dw_bar, wgrad_s1(x, g)> = <g, conv_s1(x, dw_bar)>.
-  x, g = res
-  return _input_grad(g, dw_bar), conv_s1(x, dw_bar)
-
-
-conv_s1.defvjp(_conv_s1_fwd, _conv_s1_bwd)
-wgrad_s1.defvjp(_wgrad_s1_fwd, _wgrad_s1_bwd)
+def _conv_s1(x: Array, w: Array) -> Array:
+  return lax.conv_general_dilated(x, w, (1, 1), "VALID", dimension_numbers=_DN)
 
 
 # ----------------------------------------------------------------------------
-# Strided and transposed convolutions as shuffles around conv_s1.
+# Forward lowerings (never differentiated by JAX: the custom VJPs below are).
 
-def conv(x: Array, w: Array, strides: Sequence[int], padding) -> Array:
-  """`lax.conv_general_dilated(x, w, strides, padding)` for NHWC/HWIO.
+def _conv_impl(x, w, strides, dilation, padding):
+  if dilation == (1, 1) and strides != (1, 1) and BACKEND["strided"] == "s2d":
+    return _space_to_depth_conv(x, w, strides, padding)
+  if strides == (1, 1) and dilation != (1, 1) and BACKEND["transposed"] == "subpixel":
+    return _subpixel_conv(x, w, dilation, padding)
+  return lax.conv_general_dilated(x, w, strides, padding, lhs_dilation=dilation,
+                                  dimension_numbers=_DN)
 
-  `padding` is two (low, high) pairs. Runs as a stride-1 conv on the
-  space-to-depth input: output row i reads padded rows s*i .. s*i+K-1, which
-  are rows i .. i+ceil(K/s)-1 of the s-fold folded input.
+
+def _wgrad_impl(x, g, kernel_hw, strides, dilation, padding):
+  """dL/dw of `_conv(x, w, ...)` for output gradient g, as a strided conv."""
+  if dilation == (1, 1):
+    # dw[k] = sum_i x_pad[s*i + k] g[i]: g is a kernel dilated by s.
+    pads = tuple((lo, k + (m - 1) * s - n - lo) for n, m, k, s, (lo, _) in
+                 zip(x.shape[1:3], g.shape[1:3], kernel_hw, strides, padding))
+    return lax.conv_general_dilated(x, g, (1, 1), pads, rhs_dilation=strides,
+                                    dimension_numbers=_WGRAD_DN)
+  if strides == (1, 1):
+    # Input-dilated: only x_dilated[lo + d*i] != 0, so with k' = K-1-k,
+    # dw[k] = sum_i g_pad[d*i + k'] x[i] (g_pad: g padded by K-1-lo), the
+    # weight gradient of a stride-d conv of g with output gradient x.
+    pads = tuple((k - 1 - lo, (n - 1) * d + 1 - m + lo) for n, m, k, d, (lo, _) in
+                 zip(x.shape[1:3], g.shape[1:3], kernel_hw, dilation, padding))
+    w_t = lax.conv_general_dilated(g, x, (1, 1), pads, rhs_dilation=dilation,
+                                   dimension_numbers=_WGRAD_DN)
+    return _flip_t(w_t)
+  zeros = jnp.zeros(tuple(kernel_hw) + (x.shape[-1], g.shape[-1]), x.dtype)
+  return jax.vjp(lambda w: lax.conv_general_dilated(
+      x, w, strides, padding, lhs_dilation=dilation, dimension_numbers=_DN), zeros)[1](g)[0]
+
+
+def _space_to_depth_conv(x, w, strides, padding):
+  """Strided conv = stride-1 conv on the s-fold folded input.
+
+  Output row i reads padded rows s*i .. s*i+K-1: rows i .. i+ceil(K/s)-1 of
+  the folded input, whose channels are (row phase, column phase, C).
   """
   b, c, o = x.shape[0], x.shape[-1], w.shape[-1]
   pads, kq, lq = [], [], []
   for n, k, s, (lo, hi) in zip(x.shape[1:3], w.shape[:2], strides, padding):
     m = (n + lo + hi - k) // s + 1
-    if m <= 0:
-      raise ValueError(f"convolution output would be empty: input {n}, kernel {k}, "
-                       f"stride {s}, padding {(lo, hi)}")
     q = -(-k // s)  # taps per phase
     length = (m - 1 + q) * s  # padded length, a multiple of s
     pads.append((lo, length - n - lo))
     kq.append(q)
     lq.append(length // s)
   (sh, sw), (qh, qw) = strides, kq
-  x = _pad_hw(x, pads)
-  if (sh, sw) == (1, 1):
-    return conv_s1(x, w)
-  x = x.reshape(b, lq[0], sh, lq[1], sw, c).transpose(0, 1, 3, 2, 4, 5)
+  x = _pad_hw(x, pads).reshape(b, lq[0], sh, lq[1], sw, c).transpose(0, 1, 3, 2, 4, 5)
   x = x.reshape(b, lq[0], lq[1], sh * sw * c)
   w = jnp.pad(w, ((0, qh * sh - w.shape[0]), (0, qw * sw - w.shape[1]), (0, 0), (0, 0)))
   w = w.reshape(qh, sh, qw, sw, c, o).transpose(0, 2, 1, 3, 4, 5).reshape(qh, qw, sh * sw * c, o)
-  return conv_s1(x, w)
+  return _conv_s1(x, w)
 
 
-def _phases(n: int, k: int, d: int, lo: int, hi: int):
-  """Sub-pixel plan for one axis of an input-dilated conv (see conv_transpose).
+def _subpixel_conv(x, w, dilation, padding):
+  """Input-dilated conv = stride-1 conv computing all d*d output phases.
 
   Output row q = d*u + r reads input rows u + e_r + t with kernel taps
-  k_r + d*t, t = 0 .. T_r - 1, where k_r = (lo - r) mod d.
+  k_r + d*t, where k_r = (lo - r) mod d and e_r = (r + k_r - lo) / d.
   """
-  m = (n - 1) * d + 1 + lo + hi - k + 1
-  if m <= 0:
-    raise ValueError(f"transposed convolution output would be empty: input {n}, "
-                     f"kernel {k}, stride {d}, padding {(lo, hi)}")
-  first = [(lo - r) % d for r in range(d)]
-  offset = [(r + kr - lo) // d for r, kr in enumerate(first)]
-  taps = max(-(-(k - kr) // d) for kr in first)
-  return m, first, offset, taps
+  b, c, o = x.shape[0], x.shape[-1], w.shape[-1]
+  plans = []
+  for n, k, d, (lo, hi) in zip(x.shape[1:3], w.shape[:2], dilation, padding):
+    m = (n - 1) * d + 1 + lo + hi - k + 1
+    first = [(lo - r) % d for r in range(d)]
+    offset = [(r + kr - lo) // d for r, kr in enumerate(first)]
+    taps = max(-(-(k - kr) // d) for kr in first)
+    units = -(-m // d)
+    e0 = min(offset)
+    pad = (-e0, units + max(offset) - e0 + taps - 1 - n + e0)
+    plans.append((m, first, offset, taps, units, e0, pad))
+  (dh, dw), (ph, pw) = dilation, plans
+  kernel = jnp.zeros((ph[3], pw[3], c, dh, dw, o), w.dtype)
+  for rh, kh0 in enumerate(ph[1]):
+    for rw, kw0 in enumerate(pw[1]):
+      sub = w[kh0::dh, kw0::dw]
+      kernel = kernel.at[:sub.shape[0], :sub.shape[1], :, rh, rw].set(sub)
+  z = _conv_s1(_pad_hw(x, (ph[6], pw[6])), kernel.reshape(ph[3], pw[3], c, dh * dw * o))
+  z = z.reshape(z.shape[:3] + (dh, dw, o))
+  rows = [jnp.stack([z[:, eh - ph[5]:eh - ph[5] + ph[4], ew - pw[5]:ew - pw[5] + pw[4], rh, rw]
+                     for rw, ew in enumerate(pw[2])], axis=3)
+          for rh, eh in enumerate(ph[2])]
+  y = jnp.stack(rows, axis=2)  # [B, U_h, d_h, U_w, d_w, O]
+  return y.reshape(b, ph[4] * dh, pw[4] * dw, o)[:, :ph[0], :pw[0]]
+
+
+# ----------------------------------------------------------------------------
+# The differentiable pair: _conv and its weight gradient _wgrad.
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
+def _conv(x, w, strides, dilation, padding):
+  return _conv_impl(x, w, strides, dilation, padding)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5))
+def _wgrad(x, g, kernel_hw, strides, dilation, padding):
+  return _wgrad_impl(x, g, kernel_hw, strides, dilation, padding)
+
+
+def _input_grad(g, w, in_hw, strides, dilation, padding):
+  """d<g, _conv(x, w)>/dx: the conv of g with the flipped kernel, the forward
+  conv's strides as input dilation and its input dilation as strides."""
+  pads = []
+  for n, m, k, s, d, (lo, _) in zip(in_hw, g.shape[1:3], w.shape[:2], strides, dilation,
+                                    padding):
+    lo_t = k - 1 - lo
+    pads.append((lo_t, (n - 1) * d + k - (m - 1) * s - 1 - lo_t))
+  return _conv(g, _flip_t(w), dilation, strides, tuple(pads))
+
+
+def _conv_fwd(x, w, strides, dilation, padding):
+  return _conv(x, w, strides, dilation, padding), (x, w)
+
+
+def _conv_bwd(strides, dilation, padding, res, g):
+  x, w = res
+  return (_input_grad(g, w, x.shape[1:3], strides, dilation, padding),
+          _wgrad(x, g, w.shape[:2], strides, dilation, padding))
+
+
+def _wgrad_fwd(x, g, kernel_hw, strides, dilation, padding):
+  return _wgrad(x, g, kernel_hw, strides, dilation, padding), (x, g)
+
+
+def _wgrad_bwd(kernel_hw, strides, dilation, padding, res, w_bar):
+  # _wgrad is bilinear: <w_bar, _wgrad(x, g)> = <g, _conv(x, w_bar)>.
+  x, g = res
+  return (_input_grad(g, w_bar, x.shape[1:3], strides, dilation, padding),
+          _conv(x, w_bar, strides, dilation, padding))
+
+
+_conv.defvjp(_conv_fwd, _conv_bwd)
+_wgrad.defvjp(_wgrad_fwd, _wgrad_bwd)
+
+
+def _check(x, w, strides, dilation, padding) -> tuple[tuple[int, int], Pairs]:
+  padding = tuple((int(lo), int(hi)) for lo, hi in padding)
+  for n, k, s, d, (lo, hi) in zip(x.shape[1:3], w.shape[:2], strides, dilation, padding):
+    if (n - 1) * d + 1 + lo + hi - k < 0:
+      raise ValueError(f"convolution output would be empty: input {n}, kernel {k}, "
+                       f"stride {s}, input dilation {d}, padding {(lo, hi)}")
+  return padding
+
+
+def conv(x: Array, w: Array, strides: Sequence[int], padding) -> Array:
+  """`lax.conv_general_dilated(x, w, strides, padding)`, NHWC x HWIO, with fast
+  gradients of every order. `padding`: two (low, high) pairs."""
+  strides = tuple(int(s) for s in strides)
+  return _conv(x, w, strides, (1, 1), _check(x, w, strides, (1, 1), padding))
 
 
 def conv_transpose(x: Array, w: Array, strides: Sequence[int], padding) -> Array:
-  """`lax.conv_general_dilated(x, w, 1, padding, lhs_dilation=strides)`.
+  """`lax.conv_transpose(x, w, strides, padding)` (`transpose_kernel=False`)
+  with explicit padding pairs of the dilated input, with fast gradients.
 
-  This is `lax.conv_transpose(x, w, strides, padding)` with explicit padding
-  (two (low, high) pairs) and `transpose_kernel=False`. Runs as one stride-1
-  conv on the undilated input producing all d*d output phases as channels
-  (the kernel holds each phase's taps), then interleaves the phases.
+  That is `lax.conv_general_dilated(x, w, 1, padding, lhs_dilation=strides)`.
   """
-  b, c, o = x.shape[0], x.shape[-1], w.shape[-1]
-  plans = [_phases(n, k, d, lo, hi)
-           for n, k, d, (lo, hi) in zip(x.shape[1:3], w.shape[:2], strides, padding)]
-  (dh, dw_), (th, tw) = strides, (plans[0][3], plans[1][3])
-  # Kernel: [T_h, T_w, C, (r_h, r_w, O)], tap t of phase r is w[k_r + d*t].
-  kernel = jnp.zeros((th, tw, c, dh, dw_, o), w.dtype)
-  for rh, kh0 in enumerate(plans[0][1]):
-    for rw, kw0 in enumerate(plans[1][1]):
-      sub = w[kh0::dh, kw0::dw_]
-      kernel = kernel.at[:sub.shape[0], :sub.shape[1], :, rh, rw].set(sub)
-  kernel = kernel.reshape(th, tw, c, dh * dw_ * o)
-  # Input rows needed: u + e_r + t for u < U = ceil(m/d), all r and t.
-  pads, units, e_min = [], [], []
-  for n, (m, _, offset, t) in zip(x.shape[1:3], plans):
-    u = -(-m // (len(offset)))
-    lo = -min(offset)
-    pads.append((lo, u + max(offset) - min(offset) + t - 1 - n - lo))
-    units.append(u)
-    e_min.append(min(offset))
-  z = conv_s1(_pad_hw(x, pads), kernel)
-  z = z.reshape(z.shape[:3] + (dh, dw_, o))
-  (uh, uw), (mh, mw) = units, (plans[0][0], plans[1][0])
-  phases = [[z[:, eh - e_min[0]:eh - e_min[0] + uh, ew - e_min[1]:ew - e_min[1] + uw, rh, rw]
-             for rw, ew in enumerate(plans[1][2])]
-            for rh, eh in enumerate(plans[0][2])]
-  y = jnp.stack([jnp.stack(row, axis=3) for row in phases], axis=2)  # [B, U_h, d_h, U_w, d_w, O]
-  return y.reshape(b, uh * dh, uw * dw_, o)[:, :mh, :mw]
+  strides = tuple(int(s) for s in strides)
+  return _conv(x, w, (1, 1), strides, _check(x, w, (1, 1), strides, padding))
 
 
 # ----------------------------------------------------------------------------

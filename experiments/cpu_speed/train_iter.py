@@ -1,0 +1,121 @@
+"""Whole training iteration, plain linen convs vs gemgan.ops FastConv*.
+
+The project's own jitted `train_step` (gemgan/steps.py: critic update(s),
+then the generator update, Adam, on-device uint8 data), for a config, with
+`model.conv_impl` "xla" and "fast" built side by side and timed round-robin
+in one process (the machine is shared; compare within a run). Images/s
+counts generator images (batch / iteration seconds), like gemgan.benchmark.
+
+  python experiments/cpu_speed/train_iter.py --config dcgan [--n_critic 1] \
+      [--impls xla,fast] [--rounds 3] [--steps 2]
+
+XLA flags are per process: prefix XLA_FLAGS=... to compare them.
+"""
+import argparse
+import importlib.util
+import os
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gemgan import models
+from gemgan import steps
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def load_config(name: str, preset: str = ""):
+  spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, "configs", f"{name}.py"))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(preset)
+
+
+def build(config):
+  """(compiled step, state, batches, compile s, first step s, GFLOP/iteration)."""
+  generator, critic = models.build_models(config)
+  state = steps.create_train_state(config, generator, critic)
+  step = jax.jit(steps.make_train_step(config, generator, critic), donate_argnums=0)
+  size, n = config.data.image_size, 256
+  rng = np.random.RandomState(0)
+  dataset = jnp.asarray(rng.randint(0, 256, (n, size, size, 3), dtype=np.uint8))
+  batches = []
+  for i in range(2):
+    idx = rng.randint(0, n, (config.n_critic, config.batch_size))
+    batches.append({"index": jnp.asarray(idx), "flip": jnp.asarray(idx % 2 == 0),
+                    "label": jnp.zeros_like(jnp.asarray(idx)), "dataset": dataset})
+  t = time.perf_counter()
+  compiled = step.lower(state, batches[0]).compile()
+  compile_s = time.perf_counter() - t
+  cost = compiled.cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  t = time.perf_counter()
+  state, metrics = compiled(state, batches[0])
+  jax.block_until_ready(metrics)
+  first_s = time.perf_counter() - t
+  return compiled, state, batches, compile_s, first_s, float(cost["flops"]) / 1e9, metrics
+
+
+def matmul_gflops(n=4096):
+  a = jnp.ones((n, n), jnp.float32)
+  f = jax.jit(lambda x: x @ x)
+  jax.block_until_ready(f(a))
+  best = min(_time(lambda: jax.block_until_ready(f(a))) for _ in range(5))
+  return 2 * n**3 / best / 1e9
+
+
+def _time(fn):
+  t = time.perf_counter()
+  fn()
+  return time.perf_counter() - t
+
+
+def main():
+  parser = argparse.ArgumentParser()
+  parser.add_argument("--config", default="dcgan")
+  parser.add_argument("--preset", default="")
+  parser.add_argument("--impls", default="xla,fast")
+  parser.add_argument("--n_critic", type=int, default=0, help="0: the config's")
+  parser.add_argument("--batch", type=int, default=64)
+  parser.add_argument("--rounds", type=int, default=3)
+  parser.add_argument("--steps", type=int, default=2)
+  args = parser.parse_args()
+  print(f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}", flush=True)
+  runs = {}
+  for impl in args.impls.split(","):
+    config = load_config(args.config, args.preset)
+    config.model.conv_impl = impl
+    config.batch_size = args.batch
+    if args.n_critic:
+      config.n_critic = args.n_critic
+    compiled, state, batches, compile_s, first_s, gflop, metrics = build(config)
+    runs[impl] = dict(compiled=compiled, state=state, batches=batches, times=[])
+    print(f"{impl}: compile {compile_s:.1f} s, first step {first_s:.1f} s, "
+          f"{gflop:.1f} GFLOP/iteration (XLA cost analysis), "
+          f"d_loss {float(metrics['d_loss']):.4f} g_loss {float(metrics['g_loss']):.4f}",
+          flush=True)
+    runs[impl]["gflop"] = gflop
+  for r in range(args.rounds):
+    for impl, run in runs.items():
+      def go():
+        for i in range(args.steps):
+          run["state"], m = run["compiled"](run["state"], run["batches"][i % 2])
+        jax.block_until_ready(m)
+      run["times"].append(_time(go) / args.steps)
+    print(f"round {r}: " + ", ".join(f"{k} {v['times'][-1]:.2f} s" for k, v in runs.items()),
+          flush=True)
+  peak = matmul_gflops()
+  print(f"matmul peak now: {peak:.0f} GFLOP/s (4096^2 fp32)")
+  for impl, run in runs.items():
+    secs = statistics.median(run["times"])
+    print(f"{args.config} n_critic={config.n_critic} batch={args.batch} {impl:>5}: "
+          f"{args.batch / secs:6.2f} images/s ({secs:.2f} s/iteration, "
+          f"min-max {args.batch / max(run['times']):.2f}-{args.batch / min(run['times']):.2f}), "
+          f"{run['gflop'] / secs:.0f} GFLOP/s = {run['gflop'] / secs / peak:.0%} of peak")
+
+
+if __name__ == "__main__":
+  main()
