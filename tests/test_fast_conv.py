@@ -1,6 +1,5 @@
 """FastConv / FastConvTranspose equal nn.Conv / nn.ConvTranspose: values, first
-first
-and second derivatives, parameter trees; and penalty gradients use fast conv forms."""
+and second derivatives, parameter trees; penalty gradients use fast conv forms."""
 import re
 
 import flax.linen as nn
