@@ -40,6 +40,8 @@ from gemgan.metrics import swd as swd_lib
 PR_K = 3
 KID_SUBSETS = 100
 KID_SUBSET_SIZE = 1000
+# Kynkäänniemi et al. used VGG-16 features; these are on the FID network's.
+PR_FEATURES = f"FID InceptionV3 pool features (2048-d), k={PR_K}"
 
 
 class Evaluator:
@@ -243,6 +245,7 @@ def evaluate_files(real: str, fake: str, weights: str = "", batch_size: int = 50
                  cache_stem=None if cache_dir is None else stem)
   out = ev(fake_u8, fake_features=fake_f)
   out["floor"] = ev.floor()
+  out["precision_recall_on"] = PR_FEATURES
   return out
 
 
@@ -263,42 +266,50 @@ def evaluate_run(workdir: str, num_samples: int = 0, step: Optional[int] = None,
   out = {"workdir": os.path.abspath(workdir), "step": int(gen.step), "seed": seed}
   out.update(ev(fake))
   out["floor"] = ev.floor()
+  out["precision_recall_on"] = PR_FEATURES
   return out
 
 
-_WORKDIR = flags.DEFINE_string("workdir", None, "Run to evaluate (its checkpoint and config).")
-_STEP = flags.DEFINE_integer("step", None, "Checkpoint step; default: the latest.")
-_NUM = flags.DEFINE_integer("num_samples", 0, "Samples to generate; 0: config.eval.num_samples.")
-_REAL = flags.DEFINE_string("real", None, "Folder or zip of real images.")
-_FAKE = flags.DEFINE_string("fake", None, "Folder or zip of generated images.")
-_WEIGHTS = flags.DEFINE_string("weights", "", "Converted Inception npz; default: "
-                               "config.eval.weights, else " + inception.default_weights_path())
-_CACHE = flags.DEFINE_string("cache_dir", "", "Real-feature cache; default: "
-                             + real_stats.default_cache_dir())
-_NO_CACHE = flags.DEFINE_bool("no_cache", False, "Neither read nor write cached real features.")
-_BATCH = flags.DEFINE_integer("batch_size", 50, "Inception (and generator) batch size.")
-_SWD_SIZE = flags.DEFINE_integer("swd_size", 0, "--real/--fake: resolution for SWD; "
-                                 "0: the fake images' size.")
-_SEED = flags.DEFINE_integer("seed", 0, "Sampling seed (run mode) and metric subsets.")
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+  """The CLI's flags; defined only when run as a program, so importing this
+  module (the training loop does) never clashes with another entry point's."""
+  flags.DEFINE_string("workdir", None, "Run to evaluate (its checkpoint and config).")
+  flags.DEFINE_integer("step", None, "Checkpoint step; default: the latest.")
+  flags.DEFINE_integer("num_samples", 0, "Samples to generate; 0: config.eval.num_samples.")
+  flags.DEFINE_string("real", None, "Folder or zip of real images.")
+  flags.DEFINE_string("fake", None, "Folder or zip of generated images.")
+  flags.DEFINE_string("weights", "", "Converted Inception npz; default: config.eval.weights, "
+                      "else " + inception.default_weights_path())
+  flags.DEFINE_string("cache_dir", "", "Real-feature cache; default: "
+                      + real_stats.default_cache_dir())
+  flags.DEFINE_bool("no_cache", False, "Neither read nor write cached real features.")
+  flags.DEFINE_integer("batch_size", 50, "Inception (and generator) batch size.")
+  flags.DEFINE_integer("swd_size", 0, "--real/--fake: resolution for SWD; 0: the fake "
+                       "images' size.")
+  flags.DEFINE_integer("seed", 0, "Sampling seed (run mode) and metric subsets.")
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments {argv[1:]}")
-  files_mode = _REAL.value is not None or _FAKE.value is not None
-  if files_mode == (_WORKDIR.value is not None):
+  f = FLAGS
+  files_mode = f.real is not None or f.fake is not None
+  if files_mode == (f.workdir is not None):
     raise app.UsageError("give either --workdir, or both --real and --fake")
-  cache_dir = None if _NO_CACHE.value else _CACHE.value
+  cache_dir = None if f.no_cache else f.cache_dir
   if files_mode:
-    if not (_REAL.value and _FAKE.value):
+    if not (f.real and f.fake):
       raise app.UsageError("--real and --fake go together")
-    out = {"real": _REAL.value, "fake": _FAKE.value}
-    out.update(evaluate_files(_REAL.value, _FAKE.value, _WEIGHTS.value, _BATCH.value,
-                              _SWD_SIZE.value, cache_dir, _SEED.value))
+    out = {"real": f.real, "fake": f.fake}
+    out.update(evaluate_files(f.real, f.fake, f.weights, f.batch_size, f.swd_size, cache_dir,
+                              f.seed))
   else:
-    out = evaluate_run(_WORKDIR.value, _NUM.value, _STEP.value, _SEED.value, _WEIGHTS.value,
-                       _BATCH.value, cache_dir)
-    path = os.path.join(_WORKDIR.value, "eval", f"step_{out['step']}.json")
+    out = evaluate_run(f.workdir, f.num_samples, f.step, f.seed, f.weights, f.batch_size,
+                       cache_dir)
+    path = os.path.join(f.workdir, "eval", f"step_{out['step']}.json")
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w") as f:
       json.dump(out, f, indent=1)
@@ -307,4 +318,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)

@@ -1,5 +1,7 @@
 """FID, KID, precision/recall and SWD on cases with known answers; the Evaluator's plumbing."""
 import json
+import subprocess
+import sys
 import zipfile
 
 import jax
@@ -17,6 +19,7 @@ from gemgan.metrics import kid
 from gemgan.metrics import precision_recall as pr
 from gemgan.metrics import real_stats
 from gemgan.metrics import swd
+from tests.conftest import REPO_ROOT
 
 
 def _spd(rng, d, scale=1.0):
@@ -305,3 +308,10 @@ def test_training_evaluator_logs_and_keeps_the_best_checkpoint(tmp_path):
   # A resumed run knows the best FID so far.
   assert evaluate.TrainingEvaluator(config, info, str(tmp_path),
                                     evaluator=ev).best_fid == pytest.approx(good["fid"])
+
+
+def test_importing_evaluate_defines_no_flags():
+  """train.py imports it under gemgan.main, which already defines --workdir."""
+  code = ("from absl import flags; flags.DEFINE_string('workdir', None, ''); "
+          "import gemgan.evaluate; assert 'num_samples' not in flags.FLAGS")
+  subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO_ROOT)
