@@ -24,14 +24,14 @@ REAL_GEMS = os.path.join(os.path.dirname(ROOT), "shared", "data", "gemstones")
 # name -> (config file and preset, overrides, batch, n_critic, description)
 RECIPES = {
     "seed_dcgan": ("configs/dcgan.py:seed", {}, 128, 1, "notebook DCGAN"),
-    "seed_wgan_gp": ("configs/wgan_gp.py:seed", {}, 10, 1,
-                     "notebook WGAN-GP (BN+dropout critic, 2 G steps)"),
-    "wgan_gp": ("configs/wgan_gp.py", {}, 64, 5, "our WGAN-GP default (no norm in critic)"),
-    "wgan_gp_ema_diffaug": ("configs/wgan_gp.py:recommended", {}, 64, 5,
-                            "WGAN-GP + EMA + DiffAugment"),
     "hinge_sn": ("configs/hinge_sn.py", {}, 64, 2, "hinge + SN + EMA + DiffAugment"),
     "hinge_sn_cond": ("configs/hinge_sn.py:conditional", {}, 64, 2,
                       "hinge + SN + EMA + DiffAugment, class-conditional"),
+    "wgan_gp": ("configs/wgan_gp.py", {}, 64, 5, "our WGAN-GP default (no norm in critic)"),
+    "seed_wgan_gp": ("configs/wgan_gp.py:seed", {}, 10, 1,
+                     "notebook WGAN-GP (BN+dropout critic, 2 G steps)"),
+    "wgan_gp_ema_diffaug": ("configs/wgan_gp.py:recommended", {}, 64, 5,
+                            "WGAN-GP + EMA + DiffAugment"),
 }
 
 
@@ -54,6 +54,7 @@ def main():
   p.add_argument("--manual_dir", default=REAL_GEMS)
   p.add_argument("--data_dir", default=os.path.join(ROOT, "experiments", "runs", "tfds"))
   p.add_argument("--out", default=os.path.join(ROOT, "experiments", "results", "cpu32"))
+  p.add_argument("--conv_impl", default="fast")
   p.add_argument("--hardware", default="", help="recorded in the table")
   args = p.parse_args()
   os.makedirs(args.out, exist_ok=True)
@@ -70,7 +71,8 @@ def main():
              "data.image_size": args.image_size, "model.width": args.width,
              "num_train_steps": steps, "log_every_steps": max(steps // 40, 1),
              "sample_every_steps": max(steps // 5, 1),
-             "checkpoint_every_steps": max(steps // 5, 1), **overrides}
+             "checkpoint_every_steps": max(steps // 5, 1),
+             "model.conv_impl": args.conv_impl, **overrides}
     t0 = time.time()
     _run([sys.executable, "-m", "gemgan.main", f"--config={config}", f"--workdir={workdir}"]
          + [f"--config.{k}={v}" for k, v in flags.items()], log)

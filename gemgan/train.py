@@ -164,6 +164,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> steps
       return b
     return parallel.shard_batch(next(batches), batch_sharding)
 
+  warn = _AlarmLog()
   grid_z, grid_labels = fixed_latents(config, config.num_sample_grid, num_classes)
   sample_fn = jax.jit(lambda params, g_state, z, y: generator.apply(
       {"params": params, **g_state}, z, y, train=False))
@@ -180,8 +181,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> steps
                                                                             "curves.png"))
     diversity = float(monitors.sample_diversity(images.astype(np.float32) / 127.5 - 1.0))
     logger.scalars(step, {"sample_diversity": diversity}, console=False)
-    _warn(monitors.check_alarms({"step": step, "sample_diversity": diversity}, None,
-                                config.monitor.collapse_threshold))
+    warn(monitors.check_alarms({"step": step, "sample_diversity": diversity}, None,
+                               config.monitor.collapse_threshold), "collapse")
 
   if start_step >= config.num_train_steps:
     logging.info("Nothing to do: step %d >= num_train_steps %d", start_step,
@@ -220,7 +221,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> steps
               f"{step - len(means_steps)}); training stopped. The latest checkpoint "
               f"(step {ckpt.latest_step()}) in {ckpt.directory} is untouched.")
         logger.scalars(step, means)
-        _warn(monitors.check_alarms({"step": step, **means}, overfit_threshold, None))
+        warn(monitors.check_alarms({"step": step, **means}, overfit_threshold, None),
+             "overfit")
       state = new_state
       if step % config.sample_every_steps == 0 or last:
         write_samples(step, state)
@@ -238,9 +240,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> steps
   return state
 
 
-def _warn(messages):
-  for m in messages:
-    logging.warning(m)
+class _AlarmLog:
+  """Warns when an alarm starts, not at every log step while it lasts."""
+
+  def __init__(self):
+    self.firing = {}
+
+  def __call__(self, messages, group: str):
+    if messages and not self.firing.get(group):
+      for m in messages:
+        logging.warning("%s (not repeated until it clears)", m)
+    elif not messages and self.firing.get(group):
+      logging.info("%s alarm cleared", group)
+    self.firing[group] = bool(messages)
 
 
 def _make_evaluator(config, info, workdir):
