@@ -17,6 +17,7 @@ Library use:
   images = sampler.generate(num=16, seed=0)  # uint8 [16, H, W, 3]
 """
 import functools
+import logging as pylogging
 import os
 from typing import Iterator, Optional, Sequence, Union
 
@@ -329,9 +330,22 @@ def _default_out(workdir: str, step: int, seed: int, animated: bool) -> str:
   return os.path.join(workdir, "generated", f"step_{step}_seed_{seed}.{ext}")
 
 
+class _QuietOrbax(pylogging.Filter):
+  """Drops Orbax's INFO chatter (and its read-only notices); warnings still show."""
+
+  def filter(self, record):
+    return "/orbax/" not in record.pathname or (
+        record.levelno >= pylogging.WARNING and "read_only" not in record.getMessage()
+        and "read only" not in record.getMessage())
+
+
+_QUIET_ORBAX = _QuietOrbax()
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  logging.get_absl_handler().addFilter(_QUIET_ORBAX)
   sampler = load_generator(FLAGS.workdir, FLAGS.step, use_ema=FLAGS.ema)
   out = FLAGS.out or _default_out(FLAGS.workdir, sampler.step, FLAGS.seed,
                                   FLAGS.interpolate > 0)

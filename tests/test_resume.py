@@ -1,0 +1,204 @@
+"""The training loop never loses a run: resume, kill -9, signals, NaN, failed saves.
+
+Every run here is the same tiny WGAN-GP on 24 synthetic gems. The module
+shares one persistent XLA cache (this process and its subprocesses), so the
+iteration compiles once and later runs load it.
+"""
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+from jax.experimental.compilation_cache import compilation_cache
+import numpy as np
+import pytest
+
+from configs import wgan_gp
+from gemgan import checkpointing
+from gemgan import input_pipeline
+from gemgan import train
+from tests.conftest import REPO_ROOT
+from tests.test_checkpointing import assert_trees_equal, make_state, read_only
+
+NUM_STEPS = 8
+TINY = {
+    "data.image_size": 16, "data.num_examples": 24, "model.width": 4, "model.latent_dim": 8,
+    "batch_size": 4, "n_critic": 1, "num_train_steps": NUM_STEPS, "log_every_steps": 1,
+    "sample_every_steps": 1000, "checkpoint_every_steps": 2, "num_sample_grid": 4,
+}
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+  """Shared data dir and XLA cache; the environment for subprocess runs."""
+  cache = str(tmp_path_factory.mktemp("xla_cache"))
+  names = {"jax_compilation_cache_dir": cache,
+           "jax_persistent_cache_min_compile_time_secs": 0,
+           "jax_persistent_cache_min_entry_size_bytes": 0}
+  old = {name: getattr(jax.config, name) for name in names}
+  for name, value in names.items():
+    jax.config.update(name, value)
+  compilation_cache.reset_cache()  # takes the new settings
+  yield {
+      "data_dir": str(tmp_path_factory.mktemp("tfds")),
+      "vars": {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(REPO_ROOT),
+               "TF_CPP_MIN_LOG_LEVEL": "3", **{k.upper(): str(v) for k, v in names.items()}},
+  }
+  for name, value in old.items():
+    jax.config.update(name, value)
+  compilation_cache.reset_cache()
+
+
+def overrides(env, **changes):
+  return {**TINY, "data.data_dir": env["data_dir"],
+          **{k.replace("__", "."): v for k, v in changes.items()}}
+
+
+def make_config(env, **changes):
+  """The tiny quick config; keyword `a__b=v` sets config.a.b."""
+  config = wgan_gp.get_config("quick")
+  for key, value in overrides(env, **changes).items():
+    *parents, leaf = key.split(".")
+    node = config
+    for part in parents:
+      node = node[part]
+    node[leaf] = value
+  return config
+
+
+def main_command(env, workdir, **changes):
+  """The same run as `make_config` would give, as a `python -m gemgan.main` command."""
+  return [sys.executable, "-m", "gemgan.main", "--config=configs/wgan_gp.py:quick",
+          f"--workdir={workdir}"] + [f"--config.{k}={v}"
+                                     for k, v in overrides(env, **changes).items()]
+
+
+def files(directory):
+  return {p: p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def reference(env, tmp_path_factory):
+  """An unbroken run of NUM_STEPS: (workdir, final state on the host)."""
+  workdir = tmp_path_factory.mktemp("reference")
+  state = train.train_and_evaluate(make_config(env), str(workdir))
+  assert int(state.step) == NUM_STEPS
+  return workdir, jax.device_get(state)
+
+
+def test_killed_during_a_save_then_resumed_is_bitwise_an_unbroken_run(env, reference,
+                                                                        tmp_path):
+  ckpt_dir = tmp_path / "checkpoints"
+  killed_mid_save = False
+  for _ in range(3):  # each try resumes the run; one kill landing mid-save is enough
+    log = open(tmp_path / "log.txt", "w+")
+    child = subprocess.Popen(main_command(env, tmp_path, checkpoint_every_steps=1),
+                             env=env["vars"], cwd=REPO_ROOT, stdout=log, stderr=log)
+    deadline = time.time() + 240
+    while child.poll() is None and time.time() < deadline:
+      entries = os.listdir(ckpt_dir) if ckpt_dir.exists() else []
+      if any(e.isdigit() for e in entries) and any(".orbax-checkpoint-tmp" in e
+                                                    for e in entries):
+        child.send_signal(signal.SIGKILL)  # a save is being written: kill it now
+        break
+      time.sleep(0.002)
+    rc = child.wait(timeout=60)
+    log.seek(0)
+    assert rc in (-signal.SIGKILL, 0), log.read()[-3000:]
+    leftovers = [e for e in os.listdir(ckpt_dir) if ".orbax-checkpoint-tmp" in e]
+    if rc == -signal.SIGKILL and leftovers:
+      killed_mid_save = True
+      break
+    assert rc != 0, "the run finished before a kill could land during a save"
+  assert killed_mid_save
+  complete = checkpointing.Checkpointer(ckpt_dir, read_only=True).all_steps()
+  assert complete and max(complete) < NUM_STEPS
+  half_written = int(leftovers[0].split(".")[0])
+  assert half_written not in complete
+
+  resumed = train.train_and_evaluate(make_config(env, checkpoint_every_steps=1), str(tmp_path))
+  assert not [e for e in os.listdir(ckpt_dir) if "tmp" in e]  # cleaned up
+  assert_trees_equal(jax.device_get(resumed), reference[1])
+
+
+def test_sigterm_saves_the_current_step_and_exits_cleanly(env, reference, tmp_path):
+  del reference  # only for its compiled programs
+  log = open(tmp_path / "log.txt", "w+")
+  child = subprocess.Popen(
+      main_command(env, tmp_path, num_train_steps=10_000, checkpoint_every_steps=10_000),
+      env=env["vars"], cwd=REPO_ROOT, stdout=log, stderr=log)
+  metrics = tmp_path / "metrics.jsonl"
+  deadline = time.time() + 240
+  while time.time() < deadline and child.poll() is None and not (
+      metrics.exists() and metrics.read_text().count("d_loss") >= 2):
+    time.sleep(0.05)
+  child.send_signal(signal.SIGTERM)
+  child.wait(timeout=120)
+  log.seek(0)
+  stderr = log.read()
+  assert child.returncode == 0, stderr[-3000:]
+  saved = checkpointing.Checkpointer(tmp_path / "checkpoints", read_only=True).all_steps()
+  assert len(saved) == 1 and 2 <= saved[0] < 10_000, saved
+  assert f"Signal 15: saved step {saved[0]}, exiting cleanly" in stderr
+
+
+def test_sigint_saves_and_the_run_resumes_exactly(env, reference, tmp_path, monkeypatch):
+  batch_indices = input_pipeline.batch_indices
+
+  def interrupt_at_step_4(seed, step, *args, **kwargs):
+    if step == 4:  # as Ctrl-C while step 5 is computed
+      os.kill(os.getpid(), signal.SIGINT)
+    return batch_indices(seed, step, *args, **kwargs)
+
+  monkeypatch.setattr(input_pipeline, "batch_indices", interrupt_at_step_4)
+  state = train.train_and_evaluate(make_config(env), str(tmp_path))
+  assert int(state.step) == 5
+  assert checkpointing.Checkpointer(tmp_path / "checkpoints").all_steps() == [2, 4, 5]
+  monkeypatch.undo()
+  resumed = train.train_and_evaluate(make_config(env), str(tmp_path))
+  assert_trees_equal(jax.device_get(resumed), reference[1])
+
+
+def test_nan_stops_naming_the_step_and_keeps_the_last_checkpoint(env, reference, tmp_path):
+  config = make_config(env)
+  good = checkpointing.Checkpointer(reference[0] / "checkpoints", read_only=True)
+  state = good.restore(make_state(config), step=4)
+  # A critic blown up to 1e30 scores inf, so step 5's losses are not finite.
+  state = state.replace(d_params=jax.tree_util.tree_map(lambda x: x * 1e30, state.d_params))
+  checkpointing.Checkpointer(tmp_path / "checkpoints").save(state, config)
+  before = files(tmp_path / "checkpoints")
+  with pytest.raises(train.TrainingDiverged,
+                     match=r"non-finite \w+.* by step 5 .*latest checkpoint \(step 4\)"):
+    train.train_and_evaluate(config, str(tmp_path))
+  assert files(tmp_path / "checkpoints") == before
+
+
+def test_failed_save_stops_with_a_clear_error_and_keeps_the_last_checkpoint(env, reference,
+                                                                            tmp_path):
+  ckpt_dir = tmp_path / "checkpoints"
+  shutil.copytree(reference[0] / "checkpoints" / "4", ckpt_dir / "4")
+  before = files(ckpt_dir)
+  with read_only(ckpt_dir):
+    try:
+      result = subprocess.run(main_command(env, tmp_path), env=env["vars"], cwd=REPO_ROOT,
+                              capture_output=True, text=True, timeout=240)
+    except subprocess.TimeoutExpired as e:
+      raise AssertionError("the run hung after its failed save") from e
+  assert result.returncode != 0
+  assert ("CheckpointError: saving the checkpoint of step 6 to " f"{ckpt_dir} failed"
+          in result.stderr), result.stderr[-3000:]
+  assert "latest complete: 4" in result.stderr
+  assert files(ckpt_dir) == before
+  assert int(checkpointing.Checkpointer(ckpt_dir).restore(make_state(make_config(env))).step) == 4
+
+
+def test_resume_with_a_changed_model_is_refused(env, reference):
+  workdir = reference[0]
+  before = files(workdir)
+  with pytest.raises(checkpointing.CheckpointError,
+                     match=r"refusing to resume.*'bn_momentum': 0\.9"):
+    train.train_and_evaluate(make_config(env, model__bn_momentum=0.9), str(workdir))
+  assert files(workdir) == before
