@@ -92,6 +92,13 @@ def lerp(a: jax.Array, b: jax.Array, t: jax.Array) -> jax.Array:
   return a + t * (b - a)
 
 
+@functools.partial(jax.jit, static_argnums=(2, 3))
+def _latents(seed, indices, latent_dim: int, latent_dist: str):
+  key = jax.random.PRNGKey(seed)
+  draw = lambda i: steps.sample_latent(jax.random.fold_in(key, i), 1, latent_dim, latent_dist)[0]
+  return jax.vmap(draw)(indices)
+
+
 @functools.lru_cache(maxsize=16)
 def _jitted_apply(generator: models.Generator):
   """One compiled inference function per architecture, shared by checkpoints."""
@@ -120,10 +127,7 @@ class Sampler:
 
   def latents(self, seed: int, indices) -> jax.Array:
     """z of samples `indices` of `seed`: row i depends only on (seed, i)."""
-    key = jax.random.PRNGKey(seed)
-    draw = lambda i: steps.sample_latent(jax.random.fold_in(key, i), 1, self.latent_dim,
-                                         self.latent_dist)[0]
-    return jax.vmap(draw)(jnp.asarray(indices, jnp.uint32))
+    return _latents(seed, jnp.asarray(indices, jnp.uint32), self.latent_dim, self.latent_dist)
 
   def label_index(self, label: Label) -> int:
     """A class given by index or name (names only if the checkpoint has them)."""
@@ -145,7 +149,7 @@ class Sampler:
     return self.class_names[index] if self.class_names else str(index)
 
   def resolve_labels(self, num: int, labels=None) -> Optional[np.ndarray]:
-    """Labels of samples start..start+num-1 (None when unconditional).
+    """Labels of samples 0..num-1 (None when unconditional).
 
     None cycles through the classes (sample i gets class i % num_classes); an
     int or a class name gives every sample that class; an int array [num], or
@@ -261,8 +265,8 @@ def load_generator(workdir: str, step: Optional[int] = None, use_ema: bool = Tru
     raise checkpointing.CheckpointError(f"no checkpoints folder in {workdir}")
   ckpt = checkpointing.Checkpointer(directory, read_only=True)
   try:
-    step = ckpt._resolve(step)  # pylint: disable=protected-access
-    meta = ckpt.read_meta(step)
+    meta = ckpt.read_meta(step)  # the latest when step is None
+    step = meta["step"]
     config = config_from_meta(meta["config"])
     num_classes = 0
     if config.model.conditional:
