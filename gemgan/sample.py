@@ -287,7 +287,8 @@ def load_generator(workdir: str, step: Optional[int] = None, use_ema: bool = Tru
   variables = {"params": item["ema_params"] if use_ema else item["params"], **item["state"]}
   logging.info("Loaded the generator of step %d from %s (%s weights)", step, directory,
                "EMA" if use_ema else "raw")
-  return Sampler(config, generator, variables, step, num_classes, meta.get("class_names"))
+  names = meta.get("class_names") if num_classes else None
+  return Sampler(config, generator, variables, step, num_classes, names)
 
 
 def write_animation(path: str, frames: np.ndarray, fps: float = 20.0) -> None:
@@ -310,23 +311,33 @@ def write_animation(path: str, frames: np.ndarray, fps: float = 20.0) -> None:
 # --- command line -----------------------------------------------------------
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("workdir", None, "Training workdir (holds checkpoints/).")
-flags.DEFINE_integer("step", None, "Checkpoint step; default: the latest complete one.")
-flags.DEFINE_integer("num", 64, "Number of samples (grid / PNG folder).")
-flags.DEFINE_integer("seed", 0, "Latent seed: same seed, same pictures.")
-flags.DEFINE_string("out", None, "grid .png, a folder ending in '/', or (with --interpolate) "
-                    ".gif/.mp4. Default: <workdir>/generated/step_<N>_seed_<S>.(png|gif).")
-flags.DEFINE_integer("batch_size", 64, "Samples per generator call (memory bound).")
-flags.DEFINE_boolean("ema", True, "Use the EMA generator weights when the run kept them.")
-flags.DEFINE_integer("ncols", None, "Grid columns (default: square).")
-flags.DEFINE_integer("interpolate", 0, "Latent points of a looping walk (0: no walk).")
-flags.DEFINE_integer("frames", 20, "Frames per leg of the walk.")
-flags.DEFINE_integer("walks", 1, "Walks side by side in each frame.")
-flags.DEFINE_float("fps", 20.0, "Animation frames per second.")
-flags.DEFINE_string("label", None, "Conditional models: one class, by name or index.")
-flags.DEFINE_integer("per_class", 0, "Conditional models: a grid with this many samples of "
-                     "every class (one row each; column j shares its latent).")
-flags.DEFINE_float("psi", 1.0, "Truncation: scale z toward its mean (0 < psi <= 1).")
+
+
+def define_flags(flag_values: flags.FlagValues = FLAGS):
+  """Defines the CLI's flags; only when run as a program (or on a test's own
+  FlagValues), so importing this module never clashes with another entry
+  point's flags."""
+  fv = dict(flag_values=flag_values)
+  flags.DEFINE_string("workdir", None, "Training workdir (holds checkpoints/).", **fv)
+  flags.DEFINE_integer("step", None, "Checkpoint step; default: the latest complete one.",
+                       **fv)
+  flags.DEFINE_integer("num", 64, "Number of samples (grid / PNG folder).", **fv)
+  flags.DEFINE_integer("seed", 0, "Latent seed: same seed, same pictures.", **fv)
+  flags.DEFINE_string("out", None, "grid .png, a folder ending in '/', or (with "
+                      "--interpolate) .gif/.mp4. Default: "
+                      "<workdir>/generated/step_<N>_seed_<S>.(png|gif).", **fv)
+  flags.DEFINE_integer("batch_size", 64, "Samples per generator call (memory bound).", **fv)
+  flags.DEFINE_boolean("ema", True, "Use the EMA generator weights when the run kept them.",
+                       **fv)
+  flags.DEFINE_integer("ncols", None, "Grid columns (default: square).", **fv)
+  flags.DEFINE_integer("interpolate", 0, "Latent points of a looping walk (0: no walk).", **fv)
+  flags.DEFINE_integer("frames", 20, "Frames per leg of the walk.", **fv)
+  flags.DEFINE_integer("walks", 1, "Walks side by side in each frame.", **fv)
+  flags.DEFINE_float("fps", 20.0, "Animation frames per second.", **fv)
+  flags.DEFINE_string("label", None, "Conditional models: one class, by name or index.", **fv)
+  flags.DEFINE_integer("per_class", 0, "Conditional models: a grid with this many samples of "
+                       "every class (one row each; column j shares its latent).", **fv)
+  flags.DEFINE_float("psi", 1.0, "Truncation: scale z toward its mean (0 < psi <= 1).", **fv)
 
 
 def _default_out(workdir: str, step: int, seed: int, animated: bool) -> str:
@@ -346,39 +357,34 @@ class _QuietOrbax(pylogging.Filter):
 _QUIET_ORBAX = _QuietOrbax()
 
 
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  logging.get_absl_handler().addFilter(_QUIET_ORBAX)
-  sampler = load_generator(FLAGS.workdir, FLAGS.step, use_ema=FLAGS.ema)
-  out = FLAGS.out or _default_out(FLAGS.workdir, sampler.step, FLAGS.seed,
-                                  FLAGS.interpolate > 0)
-  kw = dict(batch_size=FLAGS.batch_size, psi=FLAGS.psi)
-  if (FLAGS.label is not None or FLAGS.per_class) and not sampler.num_classes:
+def run(args: flags.FlagValues) -> str:
+  """Does what the parsed flags ask; returns the path written."""
+  sampler = load_generator(args.workdir, args.step, use_ema=args.ema)
+  out = args.out or _default_out(args.workdir, sampler.step, args.seed, args.interpolate > 0)
+  kw = dict(batch_size=args.batch_size, psi=args.psi)
+  if (args.label is not None or args.per_class) and not sampler.num_classes:
     raise app.UsageError("--label/--per_class need a class-conditional model")
 
-  if FLAGS.interpolate:
-    frames = sampler.walk(FLAGS.interpolate, FLAGS.frames, FLAGS.seed, FLAGS.walks,
-                          FLAGS.label, **kw)
-    frames = np.stack([f[0] if FLAGS.walks == 1 else visualize.image_grid(f, FLAGS.ncols)
-                       for f in frames])
-    write_animation(out, frames, FLAGS.fps)
+  if args.interpolate:
+    walk = sampler.walk(args.interpolate, args.frames, args.seed, args.walks, args.label, **kw)
+    frames = np.stack([f[0] if args.walks == 1 else visualize.image_grid(f, args.ncols)
+                       for f in walk])
+    write_animation(out, frames, args.fps)
     logging.info("Wrote a %d-frame walk through %d points to %s", len(frames),
-                 FLAGS.interpolate, out)
-  elif FLAGS.per_class:
-    classes = ([sampler.label_index(FLAGS.label)] if FLAGS.label is not None
+                 args.interpolate, out)
+  elif args.per_class:
+    classes = ([sampler.label_index(args.label)] if args.label is not None
                else range(sampler.num_classes))
-    z = sampler.latents(FLAGS.seed, np.arange(FLAGS.per_class))
-    z = jnp.tile(z, (len(classes), 1))
-    y = np.repeat(np.asarray(list(classes), np.int32), FLAGS.per_class)
+    z = jnp.tile(sampler.latents(args.seed, np.arange(args.per_class)), (len(classes), 1))
+    y = np.repeat(np.asarray(list(classes), np.int32), args.per_class)
     images = sampler.render(z, y, **kw)
-    visualize.save_png(out, visualize.image_grid(images, FLAGS.per_class))
-    logging.info("Wrote %d classes x %d samples to %s", len(classes), FLAGS.per_class, out)
+    visualize.save_png(out, visualize.image_grid(images, args.per_class))
+    logging.info("Wrote %d classes x %d samples to %s", len(classes), args.per_class, out)
   elif out.endswith(("/", os.sep)) or os.path.isdir(out):
     os.makedirs(out, exist_ok=True)
-    labels = sampler.resolve_labels(FLAGS.num, FLAGS.label)
+    labels = sampler.resolve_labels(args.num, args.label)
     index = 0
-    for batch in sampler.iter_generate(FLAGS.num, FLAGS.seed, labels=labels, **kw):
+    for batch in sampler.iter_generate(args.num, args.seed, labels=labels, **kw):
       for image in batch:
         name = f"{index:06d}"
         if labels is not None:
@@ -387,12 +393,20 @@ def main(argv):
         index += 1
     logging.info("Wrote %d PNGs to %s", index, out)
   else:
-    images = sampler.generate(FLAGS.num, FLAGS.seed, labels=FLAGS.label, **kw)
-    visualize.save_png(out, visualize.image_grid(images, FLAGS.ncols))
-    logging.info("Wrote a grid of %d samples to %s", FLAGS.num, out)
-  print(out)
+    images = sampler.generate(args.num, args.seed, labels=args.label, **kw)
+    visualize.save_png(out, visualize.image_grid(images, args.ncols))
+    logging.info("Wrote a grid of %d samples to %s", args.num, out)
+  return out
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  logging.get_absl_handler().addFilter(_QUIET_ORBAX)
+  print(run(FLAGS))
 
 
 if __name__ == "__main__":
+  define_flags()
   flags.mark_flags_as_required(["workdir"])
   app.run(main)

@@ -67,14 +67,12 @@ def cond_workdir(tmp_path_factory):
   return path
 
 
-def run_cli(*args):
-  """`python -m gemgan.sample ARGS`, in this process (absl flags reset around it)."""
-  flags.FLAGS.unparse_flags()
-  flags.FLAGS(["sample", *args])
-  try:
-    sample.main(["sample"])
-  finally:
-    flags.FLAGS.unparse_flags()
+def run_cli(*args) -> str:
+  """`python -m gemgan.sample ARGS` in this process, on flags of its own."""
+  flag_values = flags.FlagValues()
+  sample.define_flags(flag_values)
+  flag_values(["sample", *args])
+  return sample.run(flag_values)
 
 
 def test_loads_latest_checkpoint_config_and_shapes(sampler):
@@ -145,8 +143,9 @@ def test_walk_loops_through_the_key_samples(sampler):
 
 
 def test_cli_grid_is_reproducible(workdir, sampler, tmp_path):
-  run_cli(f"--workdir={workdir}", "--num=5", "--seed=2", "--batch_size=4",
-          f"--out={tmp_path}/grid.png")
+  out = run_cli(f"--workdir={workdir}", "--num=5", "--seed=2", "--batch_size=4",
+                f"--out={tmp_path}/grid.png")
+  assert out == f"{tmp_path}/grid.png"
   grid = iio.imread(tmp_path / "grid.png")
   assert grid.shape == (2 * 18 + 2, 3 * 18 + 2, 3)  # 3 columns, 2 rows, 2 px gaps
   expected = sampler.generate(5, seed=2, batch_size=4)
