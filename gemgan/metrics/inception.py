@@ -10,8 +10,10 @@ fixed-size batches.
 import functools
 import hashlib
 import os
+import time
 from typing import Iterable, Optional, Union
 
+from absl import logging
 import flax.linen as nn
 from flax import traverse_util
 import jax
@@ -264,15 +266,19 @@ class FeatureExtractor:
   def __call__(self, images: Union[np.ndarray, Iterable[np.ndarray]]) -> np.ndarray:
     """uint8 [N, H, W, 3] (or floats in [0, 1]), or an iterable of such batches -> [N, 2048]."""
     batches = _split(images, self.batch_size) if isinstance(images, np.ndarray) else images
-    out = []
+    out, done, start, last_log = [], 0, time.time(), time.time()
     for batch in batches:
-      n = len(batch)
-      for i in range(0, n, self.batch_size):
+      for i in range(0, len(batch), self.batch_size):
         chunk = batch[i:i + self.batch_size]
         pad = self.batch_size - len(chunk)
         if pad:
           chunk = np.concatenate([chunk, np.zeros((pad,) + chunk.shape[1:], chunk.dtype)])
         out.append(np.asarray(_features(self.variables, chunk))[:self.batch_size - pad])
+        done += len(out[-1])
+        if time.time() - last_log > 60:  # slow on CPU: show progress
+          last_log = time.time()
+          logging.info("Inception features: %d images, %.1f images/s", done,
+                       done / (last_log - start))
     if not out:
       return np.zeros((0, FEATURE_DIM), np.float32)
     return np.concatenate(out)
