@@ -1,13 +1,15 @@
-"""Per-layer forward and backward time: nn.Conv(Transpose) vs Fast*.
+"""Per-layer time of the forward pass, input gradient and weight gradient:
+nn.Conv / nn.ConvTranspose (XLA autodiff) vs gemgan.ops FastConv*.
 
-Every layer of the DCGAN-96 and WGAN-GP-96 models at batch 64. Variants are
-timed round-robin in one process (the machine is shared; compare within a
-run). Prints medians over rounds, in ms and useful GFLOP/s. "bwd" is the
-input and weight gradients (the forward result is unused there, so XLA drops
-it); useful FLOPs: 2x forward.
+Every conv layer of the DCGAN-96 and WGAN-GP-96 models at batch 64.
+Variants are timed round-robin in one process (the machine is shared;
+compare within a run); medians over rounds of the best of --reps calls, in
+ms and useful GFLOP/s (forward FLOPs; the same for each gradient).
 
   python experiments/cpu_speed/layers.py [--rounds 3] [--only D1,G2] \
-      [--variants xla,fast:lax:lax,fast:taps:taps]
+      [--variants xla,fast:lax:lax,fast:lax:subpixel]
+
+A fast variant is fast:<strided>:<transposed> (gemgan.ops.conv.BACKEND).
 """
 import argparse
 import time
@@ -35,10 +37,11 @@ LAYERS = {
     "V1": (True, 6, 512, 256, 5, 2, "SAME"), "V2": (True, 12, 256, 128, 5, 2, "SAME"),
     "V3": (True, 24, 128, 64, 5, 2, "SAME"), "V4": (True, 48, 64, 3, 5, 2, "SAME"),
 }
+PARTS = ("fwd", "dx", "dw")
 
 
 def build(name, variant):
-  """(fwd, bwd) compiled executables and their args for one layer."""
+  """{part: (compiled, args)} and the layer's useful forward FLOPs."""
   transposed, h, cin, cout, k, s, pad = LAYERS[name]
   if variant == "xla":
     cls = nn.ConvTranspose if transposed else nn.Conv
@@ -48,24 +51,30 @@ def build(name, variant):
   layer = cls(cout, (k, k), strides=(s, s), padding=pad, use_bias=False)
   rng = np.random.default_rng(0)
   x = jnp.asarray(rng.standard_normal((B, h, h, cin)), jnp.float32)
-  params = {"kernel": jnp.asarray(rng.standard_normal((k, k, cin, cout)) * 0.05, jnp.float32)}
-  apply = lambda p, x: layer.apply({"params": p}, x)
-  y = jax.eval_shape(apply, params, x)
+  w = jnp.asarray(rng.standard_normal((k, k, cin, cout)) * 0.05, jnp.float32)
+  apply = lambda w, x: layer.apply({"params": {"kernel": w}}, x)
+  y = jax.eval_shape(apply, w, x)
   g = jnp.ones(y.shape, y.dtype)
-  fwd = jax.jit(apply).lower(params, x).compile()
-  bwd = jax.jit(lambda p, x, g: jax.vjp(apply, p, x)[1](g)).lower(params, x, g).compile()
-  flops = 2 * np.prod(y.shape) * k * k * cin / (s * s if transposed else 1)
-  return fwd, bwd, (params, x), (params, x, g), flops
+  fns = {"fwd": (apply, (w, x)),
+         "dx": (lambda w, x, g: jax.vjp(lambda x: apply(w, x), x)[1](g), (w, x, g)),
+         "dw": (lambda w, x, g: jax.vjp(lambda w: apply(w, x), w)[1](g), (w, x, g))}
+  built = {p: (jax.jit(f).lower(*a).compile(), a) for p, (f, a) in fns.items()}
+  # Useful FLOPs: every output pixel times the kernel taps that see real input.
+  if transposed:
+    flops = 2 * B * h * h * k * k * cin * cout
+  else:
+    flops = 2 * np.prod(y.shape) * k * k * cin
+  return built, flops
 
 
-def timeit(fn, args, reps):
+def best_of(fn, args, reps):
   jax.block_until_ready(fn(*args))
-  best = []
+  times = []
   for _ in range(reps):
     t = time.perf_counter()
     jax.block_until_ready(fn(*args))
-    best.append(time.perf_counter() - t)
-  return min(best)
+    times.append(time.perf_counter() - t)
+  return min(times)
 
 
 def main():
@@ -79,18 +88,20 @@ def main():
   variants = args.variants.split(",")
   for name in names:
     built = {v: build(name, v) for v in variants}
-    times = {v: ([], []) for v in variants}
+    times = {(v, p): [] for v in variants for p in PARTS}
     for _ in range(args.rounds):
-      for v, (fwd, bwd, fargs, bargs, _) in built.items():
-        times[v][0].append(timeit(fwd, fargs, args.reps))
-        times[v][1].append(timeit(bwd, bargs, args.reps))
-    flops = built[variants[0]][4]
-    cells = []
+      for v, (parts, _) in built.items():
+        for p, (fn, fargs) in parts.items():
+          times[v, p].append(best_of(fn, fargs, args.reps))
+    flops = built[variants[0]][1]
+    lines = []
     for v in variants:
-      f, t = np.median(times[v][0]) * 1e3, np.median(times[v][1]) * 1e3
-      cells.append(f"{v:>18} fwd {f:7.1f} ms {flops / f / 1e6:4.0f} GF/s | "
-                   f"bwd {t:7.1f} ms {2 * flops / t / 1e6:4.0f} GF/s")
-    print(f"{name} ({flops / 1e9:.2f} GFLOP fwd)\n  " + "\n  ".join(cells), flush=True)
+      cells = []
+      for p in PARTS:
+        t = np.median(times[v, p]) * 1e3
+        cells.append(f"{p} {t:7.1f} ms {flops / t / 1e6:4.0f}")
+      lines.append(f"{v:>18}  " + " | ".join(cells))
+    print(f"{name} ({flops / 1e9:.2f} GFLOP; ms, GFLOP/s)\n" + "\n".join(lines), flush=True)
 
 
 if __name__ == "__main__":

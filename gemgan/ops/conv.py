@@ -35,9 +35,6 @@ Array = jax.Array
 Padding = str | int | Sequence[int | tuple[int, int]]
 Pairs = tuple[tuple[int, int], tuple[int, int]]
 _DN = ("NHWC", "HWIO", "NHWC")
-# A weight gradient as a conv: x's channels act as the batch, the batch is
-# contracted, the output gradient is the (window-dilated) kernel.
-_WGRAD_DN = ("CHWN", "IHWO", "HWNC")
 
 # Lowerings of the forward convolutions; experiments switch these (see
 # experiments/cpu_speed/). "lax": one XLA convolution. "s2d": a strided conv
@@ -65,6 +62,8 @@ def _conv_s1(x: Array, w: Array) -> Array:
 # Forward lowerings (never differentiated by JAX: the custom VJPs below are).
 
 def _conv_impl(x, w, strides, dilation, padding):
+  if x.shape[1:3] == (1, 1) and strides == dilation == (1, 1):
+    return _conv_1x1_input(x, w, padding)
   if dilation == (1, 1) and strides != (1, 1) and BACKEND["strided"] == "s2d":
     return _space_to_depth_conv(x, w, strides, padding)
   if strides == (1, 1) and dilation != (1, 1) and BACKEND["transposed"] == "subpixel":
@@ -73,26 +72,56 @@ def _conv_impl(x, w, strides, dilation, padding):
                                   dimension_numbers=_DN)
 
 
+def _wgrad_conv(x, g, pads, rhs_dilation):
+  """sum_{n,i} x_pad[n, s*i + k, c] g[n, i, o] -> [K, K, C, O], as a conv.
+
+  x's channels act as the batch, the batch is contracted, and g is the
+  (window-dilated) kernel. The transposes are explicit so that the conv is
+  in XLA:CPU's canonical NHWC/HWIO form: inside loop bodies (`lax.scan`)
+  XLA does not canonicalise convs and runs other layouts in a naive loop.
+  """
+  out = lax.conv_general_dilated(x.transpose(3, 1, 2, 0), g.transpose(1, 2, 0, 3), (1, 1), pads,
+                                 rhs_dilation=rhs_dilation, dimension_numbers=_DN)
+  return out.transpose(1, 2, 0, 3)
+
+
 def _wgrad_impl(x, g, kernel_hw, strides, dilation, padding):
   """dL/dw of `_conv(x, w, ...)` for output gradient g, as a strided conv."""
+  if x.shape[1:3] == (1, 1) and strides == dilation == (1, 1):
+    # dw[k] = x^T g[lo - k]: g reversed and cropped to the kernel's extent.
+    pads = [(-(m - 1 - lo), k - 1 - lo) for m, k, (lo, _) in
+            zip(g.shape[1:3], kernel_hw, padding)]
+    return jnp.einsum("nc,nijo->ijco", x[:, 0, 0], _pad_hw(jnp.flip(g, (1, 2)), pads))
   if dilation == (1, 1):
     # dw[k] = sum_i x_pad[s*i + k] g[i]: g is a kernel dilated by s.
     pads = tuple((lo, k + (m - 1) * s - n - lo) for n, m, k, s, (lo, _) in
                  zip(x.shape[1:3], g.shape[1:3], kernel_hw, strides, padding))
-    return lax.conv_general_dilated(x, g, (1, 1), pads, rhs_dilation=strides,
-                                    dimension_numbers=_WGRAD_DN)
+    return _wgrad_conv(x, g, pads, strides)
   if strides == (1, 1):
     # Input-dilated: only x_dilated[lo + d*i] != 0, so with k' = K-1-k,
     # dw[k] = sum_i g_pad[d*i + k'] x[i] (g_pad: g padded by K-1-lo), the
     # weight gradient of a stride-d conv of g with output gradient x.
     pads = tuple((k - 1 - lo, (n - 1) * d + 1 - m + lo) for n, m, k, d, (lo, _) in
                  zip(x.shape[1:3], g.shape[1:3], kernel_hw, dilation, padding))
-    w_t = lax.conv_general_dilated(g, x, (1, 1), pads, rhs_dilation=dilation,
-                                   dimension_numbers=_WGRAD_DN)
-    return _flip_t(w_t)
+    return _flip_t(_wgrad_conv(g, x, pads, dilation))
   zeros = jnp.zeros(tuple(kernel_hw) + (x.shape[-1], g.shape[-1]), x.dtype)
   return jax.vjp(lambda w: lax.conv_general_dilated(
       x, w, strides, padding, lhs_dilation=dilation, dimension_numbers=_DN), zeros)[1](g)[0]
+
+
+def _conv_1x1_input(x, w, padding):
+  """A 1x1 input (a latent vector): output pixel i sees tap lo - i only.
+
+  One matmul instead of a conv over a mostly-zero padded input (the DCGAN
+  generator's first layer wastes 97% of its FLOPs as a conv).
+  """
+  k_hw = w.shape[:2]
+  out_hw = [lo + hi - k + 2 for k, (lo, hi) in zip(k_hw, padding)]
+  # w_eff[i] = w[lo - i] (zero outside the kernel) = w reversed, from K-1-lo.
+  pads = [(-(k - 1 - lo), m - 1 - lo) for k, m, (lo, _) in zip(k_hw, out_hw, padding)]
+  w_eff = lax.pad(jnp.flip(w, (0, 1)), jnp.zeros((), w.dtype),
+                  tuple((a, b, 0) for a, b in pads) + ((0, 0, 0), (0, 0, 0)))
+  return jnp.einsum("nc,ijco->nijo", x[:, 0, 0], w_eff)
 
 
 def _space_to_depth_conv(x, w, strides, padding):
