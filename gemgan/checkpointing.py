@@ -70,7 +70,11 @@ class Checkpointer:
     self.directory = os.path.abspath(directory)
     options = ocp.CheckpointManagerOptions(
         max_to_keep=max_to_keep, create=not read_only, read_only=read_only,
-        cleanup_tmp_directories=not read_only)
+        cleanup_tmp_directories=not read_only,
+        # A step folder that cannot be made (read-only dir) then fails inside
+        # save(); made asynchronously, Orbax's writer threads would wait
+        # minutes for it and hold the exiting process.
+        async_options=ocp.AsyncOptions(create_directories_asynchronously=False))
     self._manager = ocp.CheckpointManager(self.directory, options=options,
                                           item_names=ITEMS + ("meta",))
 
@@ -78,7 +82,8 @@ class Checkpointer:
     return self._manager.latest_step()
 
   def all_steps(self) -> list[int]:
-    return list(self._manager.all_steps(read=True))
+    self._manager.reload()  # see steps saved or removed by another process
+    return list(self._manager.all_steps())
 
   def save(self, state: steps.TrainState, config: ml_collections.ConfigDict,
            extra: Optional[dict] = None) -> None:

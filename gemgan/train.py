@@ -125,14 +125,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> steps
   is_main = jax.process_index() == 0
   os.makedirs(workdir, exist_ok=True)
 
+  ckpt = checkpointing.Checkpointer(os.path.join(workdir, "checkpoints"), config.max_to_keep)
+  resuming = ckpt.latest_step() is not None
+  if resuming:  # refuse a changed model before spending time on data and init
+    ckpt.check_compatible(config)
+
   info = input_pipeline.load_dataset(config)
   num_classes = info.num_classes if config.model.conditional else 0
+  # Lets gemgan.sample name classes without the data set.
+  meta = {"num_classes": info.num_classes, "class_names": list(info.class_names)}
   generator, critic = models.build_models(config, num_classes=info.num_classes)
   state = steps.create_train_state(config, generator, critic)
 
-  ckpt = checkpointing.Checkpointer(os.path.join(workdir, "checkpoints"), config.max_to_keep)
-  if ckpt.latest_step() is not None:
-    state = ckpt.restore(state, config=config)
+  if resuming:
+    state = ckpt.restore(state)
     logging.info("Resumed from step %d in %s", int(state.step), ckpt.directory)
   elif is_main:
     with open(os.path.join(workdir, "config.json"), "w") as f:
@@ -204,7 +210,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> steps
       step += 1
       pending.append(metrics)
       last = step == config.num_train_steps
-      saving = step % config.checkpoint_every_steps == 0 or last or stop.signum
+      # Read the signal flag once: one arriving later in this iteration is
+      # handled (saved) after the next step, never skipped.
+      stopping = stop.signum
+      saving = step % config.checkpoint_every_steps == 0 or last or stopping
       # Metrics are checked before every save, so a NaN state is never saved.
       if step % config.log_every_steps == 0 or saving:
         means_steps = list(pending)
@@ -229,10 +238,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> steps
       if evaluator is not None and (step % config.eval_every_steps == 0 or last):
         evaluator.run(step, state, logger, sample_fn)
       if saving:
-        ckpt.save(state, config)
-      if stop.signum:
+        ckpt.save(state, config, extra=meta)
+      if stopping:
         logging.warning("Signal %d: saved step %d, exiting cleanly. Rerun the same command "
-                        "to resume.", stop.signum, step)
+                        "to resume.", stopping, step)
         break
   ckpt.close()
   if is_main:
