@@ -19,6 +19,7 @@ import pytest
 from configs import wgan_gp
 from gemgan import checkpointing
 from gemgan import input_pipeline
+from gemgan import monitors
 from gemgan import train
 from tests.conftest import REPO_ROOT
 from tests.test_checkpointing import assert_trees_equal, make_state, read_only
@@ -145,19 +146,27 @@ def test_sigterm_saves_the_current_step_and_exits_cleanly(env, reference, tmp_pa
   assert f"Signal 15: saved step {saved[0]}, exiting cleanly" in stderr
 
 
-def test_sigint_saves_and_the_run_resumes_exactly(env, reference, tmp_path, monkeypatch):
-  batch_indices = input_pipeline.batch_indices
+@pytest.mark.parametrize("module, function, at_step", [
+    (input_pipeline, "batch_indices", 4),  # Ctrl-C while the next batch is fetched
+    (monitors, "check_alarms", 3),  # Ctrl-C while step 3's metrics are logged
+])
+def test_sigint_saves_the_step_it_stops_at_and_resumes_exactly(
+    env, reference, tmp_path, monkeypatch, module, function, at_step):
+  original = getattr(module, function)
 
-  def interrupt_at_step_4(seed, step, *args, **kwargs):
-    if step == 4:  # as Ctrl-C while step 5 is computed
+  def interrupting(*args, **kwargs):
+    step = args[1] if function == "batch_indices" else args[0]["step"]
+    if step == at_step:
       os.kill(os.getpid(), signal.SIGINT)
-    return batch_indices(seed, step, *args, **kwargs)
+    return original(*args, **kwargs)
 
-  monkeypatch.setattr(input_pipeline, "batch_indices", interrupt_at_step_4)
+  monkeypatch.setattr(module, function, interrupting)
   state = train.train_and_evaluate(make_config(env), str(tmp_path))
-  assert int(state.step) == 5
-  assert checkpointing.Checkpointer(tmp_path / "checkpoints").all_steps() == [2, 4, 5]
   monkeypatch.undo()
+  stopped = int(state.step)
+  assert at_step <= stopped < NUM_STEPS
+  saved = checkpointing.Checkpointer(tmp_path / "checkpoints").all_steps()
+  assert saved[-1] == stopped, (saved, stopped)  # the step it stopped at is saved
   resumed = train.train_and_evaluate(make_config(env), str(tmp_path))
   assert_trees_equal(jax.device_get(resumed), reference[1])
 
