@@ -20,6 +20,7 @@ from configs import wgan_gp
 from gemgan import checkpointing
 from gemgan import input_pipeline
 from gemgan import monitors
+from gemgan import sample
 from gemgan import train
 from tests.conftest import REPO_ROOT
 from tests.test_checkpointing import assert_trees_equal, make_state, read_only
@@ -211,3 +212,14 @@ def test_resume_with_a_changed_model_is_refused(env, reference):
                      match=r"refusing to resume.*'bn_momentum': 0\.9"):
     train.train_and_evaluate(make_config(env, model__bn_momentum=0.9), str(workdir))
   assert files(workdir) == before
+
+
+def test_a_run_checkpoint_samples_and_names_its_classes(env, reference):
+  workdir = reference[0]
+  meta = checkpointing.Checkpointer(workdir / "checkpoints", read_only=True).read_meta()
+  info = input_pipeline.load_dataset(make_config(env))
+  assert meta["class_names"] == info.class_names and meta["num_classes"] == info.num_classes
+  sampler = sample.load_generator(str(workdir))  # restores onto what train saved
+  assert sampler.step == NUM_STEPS
+  images = sampler.generate(3, batch_size=4)
+  assert images.shape == (3, 16, 16, 3) and images.dtype == np.uint8
