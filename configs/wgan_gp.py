@@ -53,7 +53,6 @@ def _quick(c):
   c.batch_size = 32
   c.n_critic = 2
   c.optimizer.update(g_lr=2e-4, d_lr=2e-4)
-  c.model.conv_impl = "fast"
   c.num_train_steps = 600
   c.log_every_steps = 50
   c.sample_every_steps = 200

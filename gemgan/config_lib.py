@@ -15,6 +15,7 @@ LATENT_DISTS = ("normal", "uniform")
 DATASETS = ("synthetic_gems", "gemstones")
 RESIZE_METHODS = ("center_crop", "pad")
 PRECISIONS = ("float32", "bfloat16")
+CONV_IMPLS = ("auto", "xla", "fast")
 UPSAMPLE_FACTOR = 16  # four stride-2 layers after the first KxK map
 
 
@@ -54,7 +55,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.bias_before_norm = False  # notebook's WGAN-GP G: conv biases before BN
   c.model.bn_momentum = 0.8  # the notebook's (Paddle and Flax share the convention)
   c.model.conditional = False  # class-conditional G and projection D
-  c.model.conv_impl = "xla"  # "xla" or "fast" (see gemgan/ops)
+  # "fast" (gemgan/ops: XLA:CPU's conv gradients are 30x slower otherwise),
+  # "xla" (plain linen convs: cuDNN on GPU), or "auto": fast on CPU only.
+  c.model.conv_impl = "auto"
 
   c.loss = "wasserstein"
   c.gp_weight = 10.0
@@ -117,8 +120,8 @@ def validate(config: ml_collections.ConfigDict, num_devices: int = 1) -> None:
          f"{c.data.resize!r} is not one of {RESIZE_METHODS}")
   _check(c.precision in PRECISIONS, "precision",
          f"{c.precision!r} is not one of {PRECISIONS}")
-  _check(c.model.conv_impl in ("xla", "fast"), "model.conv_impl",
-         f"{c.model.conv_impl!r} is not 'xla' or 'fast'")
+  _check(c.model.conv_impl in CONV_IMPLS, "model.conv_impl",
+         f"{c.model.conv_impl!r} is not one of {CONV_IMPLS}")
   size = c.data.image_size
   _check(isinstance(size, int) and size > 0 and size % UPSAMPLE_FACTOR == 0,
          "data.image_size",

@@ -29,6 +29,9 @@ dcgan_init = nn.initializers.normal(0.02)
 
 
 def _conv_layers(conv_impl: str):
+  """(Conv, ConvTranspose) classes; both kinds have the same parameters."""
+  if conv_impl == "auto":
+    conv_impl = "fast" if jax.default_backend() == "cpu" else "xla"
   if conv_impl == "fast":
     from gemgan.ops import conv as fast_conv  # pylint: disable=g-import-not-at-top
     return fast_conv.FastConv, fast_conv.FastConvTranspose
@@ -44,7 +47,7 @@ class Generator(nn.Module):
   bias_before_norm: bool = False  # the notebook's: redundant, BatchNorm cancels it
   bn_momentum: float = 0.8
   num_classes: int = 0  # > 0: class-conditional BatchNorm
-  conv_impl: str = "xla"
+  conv_impl: str = "auto"
   dtype: Any = jnp.float32
 
   @nn.compact
@@ -129,7 +132,7 @@ class Critic(nn.Module):
   dropout: float = 0.0
   bn_momentum: float = 0.8
   num_classes: int = 0
-  conv_impl: str = "xla"
+  conv_impl: str = "auto"
   dtype: Any = jnp.float32
 
   @nn.compact

@@ -29,6 +29,7 @@ def test_unknown_preset_is_an_error(module):
     ("model.critic_norm", "group", "config.model.critic_norm"),
     ("latent_dist", "laplace", "config.latent_dist"),
     ("data.name", "mnist", "config.data.name: unknown dataset"),
+    ("model.conv_impl", "cudnn", "config.model.conv_impl: 'cudnn' is not one of"),
 ])
 def test_bad_values_name_the_key(key, value, match):
   c = wgan_gp.get_config()

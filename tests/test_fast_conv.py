@@ -145,8 +145,9 @@ def test_models_match_and_penalty_grads_use_fast_convs(kind):
   derivatives through G and D), which use only XLA:CPU's fast conv forms."""
   common = dict(image_size=16, width=4, kind=kind)
   norm = "batch" if kind == "dcgan" else "none"
-  g_ref, g_fast = models.Generator(**common), models.Generator(conv_impl="fast", **common)
-  d_ref = models.Critic(norm=norm, **common)
+  g_ref = models.Generator(conv_impl="xla", **common)
+  g_fast = models.Generator(conv_impl="fast", **common)
+  d_ref = models.Critic(norm=norm, conv_impl="xla", **common)
   d_fast = models.Critic(norm=norm, conv_impl="fast", **common)
   z = jnp.asarray(np.random.default_rng(0).standard_normal((2, 8)), jnp.float32)
   g_vars = _random_variables(g_ref, z)

@@ -227,7 +227,7 @@ def test_old_checkpoint_config_gets_new_defaults():
   saved = tiny_config().to_dict()
   del saved["model"]["conv_impl"]
   config = sample.config_from_meta(saved)
-  assert config.model.conv_impl == "xla"
+  assert config.model.conv_impl == "auto"
   assert config.model.width == 4
 
 
