@@ -3,8 +3,9 @@
 The project's own jitted `train_step` (gemgan/steps.py: critic update(s),
 then the generator update, Adam, on-device uint8 data), for a config, with
 `model.conv_impl` "xla" and "fast" built side by side and timed round-robin
-in one process (the machine is shared; compare within a run). Images/s
-counts generator images (batch / iteration seconds), like gemgan.benchmark.
+in one process (the machine is shared; compare within a run; see
+common.py). Images/s counts generator images (batch / iteration seconds),
+like gemgan.benchmark.
 
   python experiments/cpu_speed/train_iter.py --config dcgan [--n_critic 1] \
       [--impls xla,fast] [--rounds 3] [--steps 2]
@@ -14,7 +15,7 @@ XLA flags are per process: prefix XLA_FLAGS=... to compare them.
 import argparse
 import importlib.util
 import os
-import statistics
+import sys
 import time
 
 import jax
@@ -23,6 +24,9 @@ import numpy as np
 
 from gemgan import models
 from gemgan import steps
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -59,20 +63,6 @@ def build(config):
   return compiled, state, batches, compile_s, first_s, float(cost["flops"]) / 1e9, metrics
 
 
-def matmul_gflops(n=4096):
-  a = jnp.ones((n, n), jnp.float32)
-  f = jax.jit(lambda x: x @ x)
-  jax.block_until_ready(f(a))
-  best = min(_time(lambda: jax.block_until_ready(f(a))) for _ in range(5))
-  return 2 * n**3 / best / 1e9
-
-
-def _time(fn):
-  t = time.perf_counter()
-  fn()
-  return time.perf_counter() - t
-
-
 def main():
   parser = argparse.ArgumentParser()
   parser.add_argument("--config", default="dcgan")
@@ -92,29 +82,20 @@ def main():
     if args.n_critic:
       config.n_critic = args.n_critic
     compiled, state, batches, compile_s, first_s, gflop, metrics = build(config)
-    runs[impl] = dict(compiled=compiled, state=state, batches=batches, times=[])
+    runs[impl] = dict(compiled=compiled, state=state, batches=batches)
     print(f"{impl}: compile {compile_s:.1f} s, first step {first_s:.1f} s, "
           f"{gflop:.1f} GFLOP/iteration (XLA cost analysis), "
           f"d_loss {float(metrics['d_loss']):.4f} g_loss {float(metrics['g_loss']):.4f}",
           flush=True)
     runs[impl]["gflop"] = gflop
-  for r in range(args.rounds):
-    for impl, run in runs.items():
-      def go():
-        for i in range(args.steps):
-          run["state"], m = run["compiled"](run["state"], run["batches"][i % 2])
-        jax.block_until_ready(m)
-      run["times"].append(_time(go) / args.steps)
-    print(f"round {r}: " + ", ".join(f"{k} {v['times'][-1]:.2f} s" for k, v in runs.items()),
-          flush=True)
-  peak = matmul_gflops()
-  print(f"matmul peak now: {peak:.0f} GFLOP/s (4096^2 fp32)")
-  for impl, run in runs.items():
-    secs = statistics.median(run["times"])
-    print(f"{args.config} n_critic={config.n_critic} batch={args.batch} {impl:>5}: "
-          f"{args.batch / secs:6.2f} images/s ({secs:.2f} s/iteration, "
-          f"min-max {args.batch / max(run['times']):.2f}-{args.batch / min(run['times']):.2f}), "
-          f"{run['gflop'] / secs:.0f} GFLOP/s = {run['gflop'] / secs / peak:.0%} of peak")
+  common.rounds(runs, args.rounds, args.steps, _call)
+  common.report(f"{args.config} n_critic={config.n_critic} batch={args.batch}", runs, args.batch)
+
+
+def _call(run):
+  run["i"] = run.get("i", 0) + 1
+  run["state"], metrics = run["compiled"](run["state"], run["batches"][run["i"] % 2])
+  return metrics
 
 
 if __name__ == "__main__":
