@@ -8,6 +8,7 @@ gradient penalty.
 Presets (`--config=configs/hinge_sn.py:<preset>`):
   (none)       unconditional, real gems at 96 px
   conditional  class-conditional: conditional BatchNorm in G, projection D
+  recommended  the same as conditional: the winner of experiments/compare.py
   r1           spectral norm off, lazy R1 penalty (gamma 1, every 4th step)
   quick        synthetic gems at 32 px, CPU-sized
 """
@@ -27,7 +28,7 @@ def get_config(preset: str = ""):
 
   parts = [p for p in preset.split(",") if p]
   for part in parts:
-    if part == "conditional":
+    if part in ("conditional", "recommended"):
       c.model.conditional = True
     elif part == "r1":
       c.model.critic_norm = "none"
@@ -46,5 +47,5 @@ def get_config(preset: str = ""):
       c.ema.halflife_kimg = 1.0
     else:
       raise ValueError(f"unknown preset {part!r} for configs/hinge_sn.py; combine "
-                       "'conditional', 'r1' and 'quick' with commas")
+                       "'conditional' (alias 'recommended'), 'r1' and 'quick' with commas")
   return c

@@ -10,8 +10,8 @@ Presets (`--config=configs/wgan_gp.py:<preset>`):
             two generator updates per iteration.
   quick     synthetic gems (no download), small model: trains on 2 CPU cores
             in under 5 minutes.
-  recommended  WGAN-GP + EMA + DiffAugment. Across recipes, experiments/
-            found configs/hinge_sn.py:conditional best (so far at 32 px).
+  ema_diffaug  WGAN-GP + EMA + DiffAugment (experiments/ found
+            configs/hinge_sn.py:recommended best overall, so far at 32 px).
 """
 from gemgan import config_lib
 
@@ -37,12 +37,12 @@ def get_config(preset: str = ""):
     c.data.random_flip = False
   elif preset == "quick":
     _quick(c)
-  elif preset == "recommended":
+  elif preset == "ema_diffaug":
     c.ema.enabled = True
     c.augment.policy = "color,translation,cutout"
   elif preset:
     raise ValueError(f"unknown preset {preset!r} for configs/wgan_gp.py; "
-                     "choose '', 'seed', 'quick' or 'recommended'")
+                     "choose '', 'seed', 'quick' or 'ema_diffaug'")
   return c
 
 

@@ -30,7 +30,7 @@ RECIPES = {
     "wgan_gp": ("configs/wgan_gp.py", {}, 64, 5, "our WGAN-GP default (no norm in critic)"),
     "seed_wgan_gp": ("configs/wgan_gp.py:seed", {}, 10, 1,
                      "notebook WGAN-GP (BN+dropout critic, 2 G steps)"),
-    "wgan_gp_ema_diffaug": ("configs/wgan_gp.py:recommended", {}, 64, 5,
+    "wgan_gp_ema_diffaug": ("configs/wgan_gp.py:ema_diffaug", {}, 64, 5,
                             "WGAN-GP + EMA + DiffAugment"),
 }
 

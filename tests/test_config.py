@@ -5,8 +5,8 @@ from configs import dcgan, hinge_sn, wgan_gp
 from gemgan import config_lib
 
 PRESETS = [(dcgan, p) for p in ("", "seed", "quick")] + \
-          [(wgan_gp, p) for p in ("", "seed", "quick", "recommended")] + \
-          [(hinge_sn, p) for p in ("", "conditional", "r1", "quick", "conditional,quick")]
+          [(wgan_gp, p) for p in ("", "seed", "quick", "ema_diffaug")] + \
+          [(hinge_sn, p) for p in ("", "conditional", "recommended", "r1", "quick", "conditional,quick")]
 
 
 @pytest.mark.parametrize("module,preset", PRESETS)
