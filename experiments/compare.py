@@ -54,7 +54,7 @@ def main():
   p.add_argument("--manual_dir", default=REAL_GEMS)
   p.add_argument("--data_dir", default=os.path.join(ROOT, "experiments", "runs", "tfds"))
   p.add_argument("--out", default=os.path.join(ROOT, "experiments", "results", "cpu32"))
-  p.add_argument("--conv_impl", default="fast")
+  p.add_argument("--conv_impl", default="auto")
   p.add_argument("--hardware", default="", help="recorded in the table")
   args = p.parse_args()
   os.makedirs(args.out, exist_ok=True)
