@@ -6,11 +6,23 @@ peak, and efficiency (MFU) is reported per round against that round's peak:
 by wall time, and by this process's CPU time (less sensitive to other jobs;
 2 busy threads use 2 CPU seconds per wall second).
 """
+import os
 import statistics
 import time
 
 import jax
 import jax.numpy as jnp
+
+
+def parse_timing_args(parser):
+  """Adds the flags every round-robin script shares, parses, echoes XLA_FLAGS."""
+  parser.add_argument("--impls", default="xla,fast")
+  parser.add_argument("--batch", type=int, default=64)
+  parser.add_argument("--rounds", type=int, default=3)
+  parser.add_argument("--steps", type=int, default=2)
+  args = parser.parse_args()
+  print(f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}", flush=True)
+  return args
 
 
 def time_both(fn):

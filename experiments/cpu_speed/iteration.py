@@ -89,12 +89,7 @@ def make_iteration(kind: str, impl: str, batch: int, size: int = 96, width: int 
 def main():
   parser = argparse.ArgumentParser()
   parser.add_argument("--model", default="dcgan", choices=["dcgan", "wgan_gp"])
-  parser.add_argument("--impls", default="xla,fast")
-  parser.add_argument("--batch", type=int, default=64)
-  parser.add_argument("--rounds", type=int, default=3)
-  parser.add_argument("--steps", type=int, default=2)
-  args = parser.parse_args()
-  print(f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}", flush=True)
+  args = common.parse_timing_args(parser)
   runs = {}
   for impl in args.impls.split(","):
     step, state, real = make_iteration(args.model, impl, args.batch)

@@ -67,13 +67,8 @@ def main():
   parser = argparse.ArgumentParser()
   parser.add_argument("--config", default="dcgan")
   parser.add_argument("--preset", default="")
-  parser.add_argument("--impls", default="xla,fast")
   parser.add_argument("--n_critic", type=int, default=0, help="0: the config's")
-  parser.add_argument("--batch", type=int, default=64)
-  parser.add_argument("--rounds", type=int, default=3)
-  parser.add_argument("--steps", type=int, default=2)
-  args = parser.parse_args()
-  print(f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}", flush=True)
+  args = common.parse_timing_args(parser)
   runs = {}
   for impl in args.impls.split(","):
     config = load_config(args.config, args.preset)
