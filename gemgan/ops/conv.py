@@ -288,6 +288,15 @@ def _transpose_pads(k: int, s: int, padding: str) -> tuple[int, int]:
   return lo, total - lo
 
 
+def _kernel_and_bias(module: nn.Module, x: Array, kernel_shape: tuple[int, ...]):
+  """(x, kernel, bias or None) promoted to module.dtype: the module's 'kernel'
+  and 'bias' parameters, declared as linen's convolutions declare them."""
+  kernel = module.param("kernel", module.kernel_init, kernel_shape, module.param_dtype)
+  bias = module.param("bias", module.bias_init, (module.features,), module.param_dtype) \
+      if module.use_bias else None
+  return nn.dtypes.promote_dtype(x, kernel, bias, dtype=module.dtype)
+
+
 class FastConv(nn.Module):
   """`flax.linen.Conv` for 2-D NHWC inputs, with fast CPU gradients.
 
@@ -320,11 +329,7 @@ class FastConv(nn.Module):
       padding = lax.padtype_to_pads(x.shape[1:3], kernel_size, strides, padding)
     elif isinstance(padding, str):
       raise ValueError(f"FastConv does not support padding {padding!r}")
-    kernel = self.param("kernel", self.kernel_init, kernel_size + (x.shape[-1], self.features),
-                        self.param_dtype)
-    bias = self.param("bias", self.bias_init, (self.features,), self.param_dtype) \
-        if self.use_bias else None
-    x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
+    x, kernel, bias = _kernel_and_bias(self, x, kernel_size + (x.shape[-1], self.features))
     y = conv(x, kernel, strides, tuple(padding))
     if bias is not None:
       y = y + bias
@@ -361,10 +366,7 @@ class FastConvTranspose(nn.Module):
       raise ValueError(f"FastConvTranspose does not support padding {padding!r}")
     channels = (self.features, x.shape[-1]) if self.transpose_kernel else \
         (x.shape[-1], self.features)
-    kernel = self.param("kernel", self.kernel_init, kernel_size + channels, self.param_dtype)
-    bias = self.param("bias", self.bias_init, (self.features,), self.param_dtype) \
-        if self.use_bias else None
-    x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
+    x, kernel, bias = _kernel_and_bias(self, x, kernel_size + channels)
     if self.transpose_kernel:
       kernel = _flip_t(kernel)
     y = conv_transpose(x, kernel, strides, tuple(padding))
