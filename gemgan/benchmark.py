@@ -67,14 +67,19 @@ def _timed(fn, repeats, steps_per_repeat):
   return out
 
 
-def benchmark_train(config, repeats: int, steps_per_repeat: int, warmup: int) -> dict:
-  """Times the jitted training iteration on device-resident random data."""
+def compile_train_step(config, num_images: int = 512):
+  """The sharded, jitted training iteration, compiled, on device-resident
+  random uint8 images (the step alone, no input pipeline).
+
+  Returns (compiled step, initial state, batch(step) -> a batch, compile
+  seconds, XLA's FLOPs per iteration, generator module).
+  """
   generator, critic = models.build_models(config, num_classes=10)
   mesh = parallel.make_mesh()
   train_step, replicated, batch_sharding = parallel.make_sharded_train_step(
       config, generator, critic, mesh)
   state = jax.device_put(steps.create_train_state(config, generator, critic), replicated)
-  size, n = config.data.image_size, 512
+  size, n = config.data.image_size, num_images
   dataset = jax.device_put(
       np.random.RandomState(0).randint(0, 256, (n, size, size, 3), dtype=np.uint8), replicated)
 
@@ -91,6 +96,12 @@ def benchmark_train(config, repeats: int, steps_per_repeat: int, warmup: int) ->
   cost = compiled.cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
   flops = float(cost.get("flops", float("nan"))) if cost else float("nan")
+  return compiled, state, batch, compile_seconds, flops, generator
+
+
+def benchmark_train(config, repeats: int, steps_per_repeat: int, warmup: int) -> dict:
+  """Times the jitted training iteration on device-resident random data."""
+  compiled, state, batch, compile_seconds, flops, generator = compile_train_step(config)
   t = time.perf_counter()
   state, metrics = _block(compiled(state, batch(0)))
   first_step_seconds = time.perf_counter() - t

@@ -19,11 +19,8 @@ import sys
 import time
 
 import jax
-import jax.numpy as jnp
-import numpy as np
 
-from gemgan import models
-from gemgan import steps
+from gemgan import benchmark
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # pylint: disable=g-import-not-at-top,wrong-import-position
@@ -39,28 +36,15 @@ def load_config(name: str, preset: str = ""):
 
 
 def build(config):
-  """(compiled step, state, batches, compile s, first step s, GFLOP/iteration)."""
-  generator, critic = models.build_models(config)
-  state = steps.create_train_state(config, generator, critic)
-  step = jax.jit(steps.make_train_step(config, generator, critic), donate_argnums=0)
-  size, n = config.data.image_size, 256
-  rng = np.random.RandomState(0)
-  dataset = jnp.asarray(rng.randint(0, 256, (n, size, size, 3), dtype=np.uint8))
-  batches = []
-  for i in range(2):
-    idx = rng.randint(0, n, (config.n_critic, config.batch_size))
-    batches.append({"index": jnp.asarray(idx), "flip": jnp.asarray(idx % 2 == 0),
-                    "label": jnp.zeros_like(jnp.asarray(idx)), "dataset": dataset})
-  t = time.perf_counter()
-  compiled = step.lower(state, batches[0]).compile()
-  compile_s = time.perf_counter() - t
-  cost = compiled.cost_analysis()
-  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  """(compiled step, state, batches, compile s, first step s, GFLOP/iteration, metrics),
+  built by gemgan.benchmark (random images on the device)."""
+  compiled, state, batch, compile_s, flops, _ = benchmark.compile_train_step(config, 256)
+  batches = [batch(0), batch(1)]
   t = time.perf_counter()
   state, metrics = compiled(state, batches[0])
   jax.block_until_ready(metrics)
   first_s = time.perf_counter() - t
-  return compiled, state, batches, compile_s, first_s, float(cost["flops"]) / 1e9, metrics
+  return compiled, state, batches, compile_s, first_s, flops / 1e9, metrics
 
 
 def main():
