@@ -1,0 +1,42 @@
+"""gemgan.benchmark: a smoke run of a tiny config (no timing asserts)."""
+import json
+import math
+import os
+import subprocess
+import sys
+
+from configs import wgan_gp as wgan_config
+from gemgan import benchmark
+from tests.test_steps import tiny
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+KEYS = ("train_images_per_sec", "compile_seconds", "sample_images_per_sec",
+        "input_images_per_sec", "flops_per_iteration", "peak_flops_per_sec", "mfu")
+
+
+def test_run_reports_every_measurement():
+  c = tiny(wgan_config, n_critic=2)
+  r = benchmark.run(c, repeats=1, steps_per_repeat=1, warmup=0, measure_input=False)
+  for key in KEYS[:3] + KEYS[4:]:
+    assert math.isfinite(r[key]) and r[key] > 0, (key, r[key])
+  assert r["input_images_per_sec"] is None
+  assert r["train_images_per_sec_min"] <= r["train_images_per_sec"] <= r["train_images_per_sec_max"]
+  # The step's FLOPs grow with the critic steps it makes.
+  c3 = tiny(wgan_config, n_critic=3)
+  _, _, _, _, flops3, _ = benchmark.compile_train_step(c3, num_images=16)
+  assert flops3 > r["flops_per_iteration"]
+  assert r["mfu"] == r["achieved_flops_per_sec"] / r["peak_flops_per_sec"]
+
+
+def test_command_line_json(tmp_path):
+  env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": REPO_ROOT}
+  cmd = [sys.executable, "-m", "gemgan.benchmark", "--config=configs/wgan_gp.py:quick",
+         "--config.data.image_size=16", "--config.model.width=4", "--config.batch_size=4",
+         f"--config.data.data_dir={tmp_path}", "--config.data.num_examples=64",
+         "--repeats=1", "--steps=1", "--warmup=0", "--json"]
+  out = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
+  assert out.returncode == 0, out.stderr[-2000:]
+  result = json.loads(out.stdout.strip().splitlines()[-1])
+  for key in KEYS:
+    assert result[key] > 0, (key, result[key])
+  assert result["model"] == "wgan_gp" and result["image_size"] == 16
