@@ -3,8 +3,8 @@
 Prints training images/s (median and min-max over repeats, after warm-up),
 compile seconds of the first step, sampling and input-pipeline images/s,
 FLOPs per iteration from XLA's cost analysis, the achieved FLOP/s and that
-as a fraction (MFU) of this device's fp32 matmul peak, measured in the same
-run. Images/s counts generator images: batch_size x iterations/s (each
+as a fraction (MFU) of the devices' fp32 matmul peak (one device's, measured
+in the same run, times the device count). Images/s counts generator images: batch_size x iterations/s (each
 iteration also runs n_critic critic updates; `--config.n_critic` changes it).
 Training data are random uint8 images already on the device, so the step is
 measured alone; the input pipeline is measured separately.
@@ -72,7 +72,7 @@ def compile_train_step(config, num_images: int = 512):
   random uint8 images (the step alone, no input pipeline).
 
   Returns (compiled step, initial state, batch(step) -> a batch, compile
-  seconds, XLA's FLOPs per iteration, generator module).
+  seconds, FLOPs per iteration (`iteration_flops`), generator module).
   """
   generator, critic = models.build_models(config, num_classes=10)
   mesh = parallel.make_mesh()
@@ -93,10 +93,21 @@ def compile_train_step(config, num_images: int = 512):
   t = time.perf_counter()
   compiled = train_step.lower(state, batch(0)).compile()
   compile_seconds = time.perf_counter() - t
-  cost = compiled.cost_analysis()
-  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-  flops = float(cost.get("flops", float("nan"))) if cost else float("nan")
+  flops = iteration_flops(config, generator, critic, state, batch(0))
   return compiled, state, batch, compile_seconds, flops, generator
+
+
+def iteration_flops(config, generator, critic, state, batch) -> float:
+  """XLA's count of one iteration's FLOPs, all devices together.
+
+  XLA's cost analysis counts a while loop's body once, whatever its trip
+  count, so it is taken on the iteration with the critic's `lax.scan`
+  unrolled (lowered only, not compiled).
+  """
+  step = jax.jit(steps.make_train_step(config, generator, critic, unroll_critic=True))
+  cost = step.lower(state, batch).cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  return float(cost.get("flops", float("nan"))) if cost else float("nan")
 
 
 def benchmark_train(config, repeats: int, steps_per_repeat: int, warmup: int) -> dict:
@@ -155,7 +166,7 @@ def run(config, repeats=5, steps_per_repeat=5, warmup=2, measure_input=True) -> 
   out["sample_images_per_sec"] = benchmark_sampling(config, generator, state, repeats)
   out["input_images_per_sec"] = benchmark_input(config) if measure_input else None
   out["peak_flops_per_sec"] = peak
-  out["mfu"] = out["achieved_flops_per_sec"] / peak
+  out["mfu"] = out["achieved_flops_per_sec"] / (peak * jax.device_count())
   out.update(model=config.model.name, image_size=config.data.image_size,
              batch_size=config.batch_size, n_critic=config.n_critic,
              precision=config.precision, conv_impl=config.model.conv_impl,

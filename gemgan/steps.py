@@ -86,14 +86,15 @@ def images_from_indices(dataset_u8, indices, flips):
 
 
 def make_train_step(config: ml_collections.ConfigDict, generator: nn.Module,
-                    critic: nn.Module) -> Callable:
+                    critic: nn.Module, unroll_critic: bool = False) -> Callable:
   """Returns `train_step(state, batch) -> (state, metrics)` (not yet jitted).
 
   `batch` holds `image` float [n_critic, B, H, W, 3] in [-1, 1] and `label`
   int [n_critic, B]; or, for on-device data, `index`/`flip` [n_critic, B] and
   the uint8 dataset under `dataset`. Each of the n_critic real batches feeds
   one critic update (as in the WGAN-GP paper); then the generator updates
-  once.
+  once. The critic updates run in a `lax.scan`; `unroll_critic` unrolls it
+  (same results; for XLA's cost analysis, which counts a loop body once).
   """
   g_tx, d_tx = make_optimizers(config)
   d_loss_fn, g_loss_fn = losses.LOSSES[config.loss]
@@ -172,7 +173,7 @@ def make_train_step(config: ml_collections.ConfigDict, generator: nn.Module,
     (d_params, d_state, d_opt_state), d_metrics = jax.lax.scan(
         functools.partial(critic_update, g_params=state.g_params, g_state=state.g_state),
         (state.d_params, state.d_state, state.d_opt_state),
-        (images, labels, critic_keys, jnp.arange(n_critic)))
+        (images, labels, critic_keys, jnp.arange(n_critic)), unroll=unroll_critic)
     d_metrics = jax.tree_util.tree_map(jnp.mean, d_metrics)
 
     g_labels = labels[-1]
