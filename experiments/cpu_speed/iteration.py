@@ -11,14 +11,12 @@ side by side and timed round-robin in one process (the machine is shared;
 compare within a run; see common.py): images/s = batch / iteration
 seconds, medians over rounds.
 
-  python experiments/cpu_speed/iteration.py --model dcgan [--impls xla,fast] \
+  python -m experiments.cpu_speed.iteration --model dcgan [--impls xla,fast] \
       [--rounds 3] [--steps 2]
 
 XLA flags are per process: prefix XLA_FLAGS=... to compare them.
 """
 import argparse
-import os
-import sys
 import time
 
 import jax
@@ -28,8 +26,7 @@ import optax
 from gemgan import losses
 from gemgan import models
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # pylint: disable=g-import-not-at-top,wrong-import-position
+from experiments.cpu_speed import common
 
 
 def make_iteration(kind: str, impl: str, batch: int, size: int = 96, width: int = 64):

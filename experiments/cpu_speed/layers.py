@@ -6,7 +6,7 @@ Variants are timed round-robin in one process (the machine is shared;
 compare within a run); medians over rounds of the best of --reps calls, in
 ms and useful GFLOP/s (forward FLOPs; the same for each gradient).
 
-  python experiments/cpu_speed/layers.py [--rounds 3] [--only D1,G2] \
+  python -m experiments.cpu_speed.layers [--rounds 3] [--only D1,G2] \
       [--variants xla,fast:lax:lax,fast:lax:subpixel]
 
 A fast variant is fast:<strided>:<transposed> (gemgan.ops.conv.BACKEND).

@@ -1,29 +1,56 @@
 """Where one GAN iteration's time goes, per XLA op, from a jax.profiler trace.
 
-Runs the iteration of iteration.py once to warm up, traces one more, and
-sums the XLA:CPU thunk times (all threads) per HLO instruction and per kind
+Runs one iteration once to warm up, traces one more, and sums the XLA:CPU thunk times (all threads) per HLO instruction and per kind
 (YNNPACK fusion with the conv or dot inside, Eigen/naive `convolution`,
 copy/transpose fusions, other fusions). Reads the trace with the xplane
 proto that ships in tensorflow.
 
-  python experiments/cpu_speed/profile_ops.py --model dcgan --impl fast [--top 25]
+The iteration is iteration.py's plain one (--model), or with --config the
+project's own jitted train step (critic updates inside lax.scan), built by
+gemgan.benchmark:
+
+  python -m experiments.cpu_speed.profile_ops --model dcgan --impl fast [--top 25]
+  python -m experiments.cpu_speed.profile_ops --config wgan_gp --n_critic 1 --impl fast
 """
 import argparse
 import collections
 import glob
 import re
-import sys
 import tempfile
 
 import jax
 from tensorflow.tsl.profiler.protobuf import xplane_pb2  # pylint: disable=g-direct-tensorflow-import
 
-sys.path.insert(0, __file__.rsplit("/", 1)[0])
-import iteration  # pylint: disable=g-import-not-at-top,wrong-import-position
+from experiments.cpu_speed import iteration
+from experiments.cpu_speed import train_iter
+from gemgan import benchmark
 
 
-def describe(hlo_text: str) -> dict[str, str]:
-  """HLO instruction name -> short description (kind, shape, conv window)."""
+def _shape(text: str) -> list[int]:
+  return [int(d) for d in re.match(r"\w+\[([\d,]*)\]", text).group(1).split(",") if d]
+
+
+def _conv_info(line: str, shapes: dict[str, str]) -> tuple[str, float]:
+  """(' window=... labels kernel=[...]', FLOPs) of an HLO convolution line
+  in NHWC x HWIO form; FLOPs count every kernel tap (as XLA's cost analysis)."""
+  window = re.search(r"window=\{([^}]*)\}", line)
+  labels = re.search(r"dim_labels=([^,\s]+)", line)
+  operands = re.search(r"convolution\(%(\S+), %(\S+)\)", line)
+  if not (window and labels and operands):
+    return "", 0.0
+  kernel = _shape(shapes.get(operands.group(2), "f32[]"))
+  out = _shape(line.split(" = ", 1)[1].split(" ", 1)[0])
+  flops = 0.0
+  if labels.group(1) == "b01f_01io->b01f" and len(kernel) == 4:
+    flops = 2.0 * kernel[0] * kernel[1] * kernel[2]
+    for d in out:
+      flops *= d
+  return f" window={{{window.group(1)}}} {labels.group(1)} kernel={kernel}", flops
+
+
+def describe(hlo_text: str) -> dict[str, tuple[str, float]]:
+  """HLO instruction name -> (short description: kind, shape, conv window
+  and kernel; conv FLOPs or 0)."""
   comps, current = {}, None
   for line in hlo_text.splitlines():
     m = re.match(r"^%?(\S+) .*\{$", line)
@@ -31,6 +58,12 @@ def describe(hlo_text: str) -> dict[str, str]:
       current = comps.setdefault(m.group(1), [])
     elif current is not None and line.strip():
       current.append(line.strip())
+  shapes = {}
+  for body in comps.values():
+    for line in body:
+      m = re.match(r"(?:ROOT )?%(\S+) = (\S+) ", line)
+      if m:
+        shapes[m.group(1)] = m.group(2)
   out = {}
   for body in comps.values():
     for line in body:
@@ -38,19 +71,21 @@ def describe(hlo_text: str) -> dict[str, str]:
       if not m:
         continue
       name, shape, op = m.groups()
-      desc = f"{op} {shape}"
+      desc, flops = f"{op} {shape}", 0.0
       if op == "fusion":
         called = re.search(r"calls=%(\S+?),", line)
         kind = "ynn" if "__ynn_fusion" in line else re.search(r"kind=(\w+)", line).group(1)
-        inner = " ".join(re.sub(r"^(ROOT )?%\S+ = ", "", l).split("(")[0]
-                         for l in comps.get(called.group(1) if called else "", [])
-                         if re.search(r" (convolution|dot)\(", l))
-        desc = f"fusion[{kind}] {shape} {inner}"
-      window = re.search(r"window=\{([^}]*)\}", line)
-      labels = re.search(r"dim_labels=([^,\s]+)", line)
-      if window and labels:
-        desc += f" window={{{window.group(1)}}} {labels.group(1)}"
-      out[name] = desc
+        inner = [l for l in comps.get(called.group(1) if called else "", [])
+                 if re.search(r" (convolution|dot)\(", l)]
+        desc = f"fusion[{kind}] {shape} " + " ".join(
+            re.sub(r"^(ROOT )?%\S+ = ", "", l).split("(")[0] for l in inner)
+        for l in inner:
+          extra, f = _conv_info(l, shapes)
+          desc, flops = desc + extra, flops + f
+      elif op == "convolution":
+        extra, flops = _conv_info(line, shapes)
+        desc += extra
+      out[name] = (desc, flops)
   return out
 
 
@@ -60,15 +95,26 @@ def main():
   parser.add_argument("--impl", default="fast")
   parser.add_argument("--batch", type=int, default=64)
   parser.add_argument("--top", type=int, default=25)
+  parser.add_argument("--config", default="", help="profile configs/<name>.py's train step")
+  parser.add_argument("--n_critic", type=int, default=0, help="with --config; 0: the config's")
   args = parser.parse_args()
-  step, state, real = iteration.make_iteration(args.model, args.impl, args.batch)
-  compiled = step.lower(state, real, jax.random.PRNGKey(0)).compile()
+  if args.config:
+    config = train_iter.load_config(args.config)
+    config.model.conv_impl, config.batch_size = args.impl, args.batch
+    config.n_critic = args.n_critic or config.n_critic
+    compiled, state, batch, *_ = benchmark.compile_train_step(config, 256)
+    call = lambda state, i: compiled(state, batch(i))
+    args.model = f"{args.config} train step (n_critic {config.n_critic})"
+  else:
+    step, state, real = iteration.make_iteration(args.model, args.impl, args.batch)
+    compiled = step.lower(state, real, jax.random.PRNGKey(0)).compile()
+    call = lambda state, i: compiled(state, real, jax.random.PRNGKey(i))
   info = describe(compiled.as_text())
-  state, out = compiled(state, real, jax.random.PRNGKey(0))
+  state, out = call(state, 0)
   jax.block_until_ready(out)
   with tempfile.TemporaryDirectory() as trace_dir:
     with jax.profiler.trace(trace_dir):
-      state, out = compiled(state, real, jax.random.PRNGKey(1))
+      state, out = call(state, 1)
       jax.block_until_ready(out)
     space = xplane_pb2.XSpace()
     with open(glob.glob(f"{trace_dir}/**/*.xplane.pb", recursive=True)[0], "rb") as f:
@@ -85,7 +131,7 @@ def main():
           wall = max(wall, ev.duration_ps / 1e9)
   kinds = collections.Counter()
   for name, ms in per_op.items():
-    d = info[name]
+    d = info[name][0]
     if d.startswith("fusion[ynn]"):
       kind = "ynn " + ("conv" if "convolution" in d else "dot" if "dot" in d else "other")
     elif d.startswith("convolution"):
@@ -101,9 +147,15 @@ def main():
         f"threads")
   for kind, ms in kinds.most_common():
     print(f"  {ms:8.1f} ms {ms / total:5.1%}  {kind}")
-  print(f"top {args.top} ops:")
+  conv_ms = sum(ms for name, ms in per_op.items() if info[name][1])
+  conv_flops = sum(info[name][1] for name in per_op)
+  print(f"convolutions: {conv_flops / 1e9:.1f} GFLOP in {conv_ms:.0f} ms summed: "
+        f"{conv_flops / conv_ms / 1e6:.1f} GFLOP/s per thread-second")
+  print(f"top {args.top} ops (GFLOP/s per thread-second for convs):")
   for name, ms in per_op.most_common(args.top):
-    print(f"  {ms:8.1f} ms  {name}: {info[name][:150]}")
+    desc, flops = info[name]
+    rate = f"{flops / ms / 1e6:6.1f}" if flops else " " * 6
+    print(f"  {ms:8.1f} ms {rate}  {name}: {desc[:200]}")
 
 
 if __name__ == "__main__":

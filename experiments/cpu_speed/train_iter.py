@@ -7,7 +7,7 @@ in one process (the machine is shared; compare within a run; see
 common.py). Images/s counts generator images (batch / iteration seconds),
 like gemgan.benchmark.
 
-  python experiments/cpu_speed/train_iter.py --config dcgan [--n_critic 1] \
+  python -m experiments.cpu_speed.train_iter --config dcgan [--n_critic 1] \
       [--impls xla,fast] [--rounds 3] [--steps 2]
 
 XLA flags are per process: prefix XLA_FLAGS=... to compare them.
@@ -15,15 +15,13 @@ XLA flags are per process: prefix XLA_FLAGS=... to compare them.
 import argparse
 import importlib.util
 import os
-import sys
 import time
 
 import jax
 
 from gemgan import benchmark
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # pylint: disable=g-import-not-at-top,wrong-import-position
+from experiments.cpu_speed import common
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
