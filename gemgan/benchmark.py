@@ -2,10 +2,11 @@
 
 Prints training images/s (median and min-max over repeats, after warm-up),
 compile seconds of the first step, sampling and input-pipeline images/s,
-FLOPs per iteration from XLA's cost analysis, the achieved FLOP/s and that
-as a fraction (MFU) of the devices' fp32 matmul peak (one device's, measured
-in the same run, times the device count). Images/s counts generator images: batch_size x iterations/s (each
-iteration also runs n_critic critic updates; `--config.n_critic` changes it).
+model FLOPs per iteration from XLA's cost analysis (`iteration_flops`), the
+achieved FLOP/s and that as a fraction (MFU) of the devices' fp32 matmul
+peak (one device's, measured in the same run, times the device count).
+Images/s counts generator images: batch_size x iterations/s (each iteration
+also runs n_critic critic updates; `--config.n_critic` changes it).
 Training data are random uint8 images already on the device, so the step is
 measured alone; the input pipeline is measured separately.
 """
@@ -93,17 +94,22 @@ def compile_train_step(config, num_images: int = 512):
   t = time.perf_counter()
   compiled = train_step.lower(state, batch(0)).compile()
   compile_seconds = time.perf_counter() - t
-  flops = iteration_flops(config, generator, critic, state, batch(0))
+  flops = iteration_flops(config, state, batch(0))
   return compiled, state, batch, compile_seconds, flops, generator
 
 
-def iteration_flops(config, generator, critic, state, batch) -> float:
-  """XLA's count of one iteration's FLOPs, all devices together.
+def iteration_flops(config, state, batch) -> float:
+  """XLA's count of one iteration's FLOPs (model FLOPs), all devices together.
 
-  XLA's cost analysis counts a while loop's body once, whatever its trip
-  count, so it is taken on the iteration with the critic's `lax.scan`
-  unrolled (lowered only, not compiled).
+  Counted on plain XLA convolutions (`conv_impl` "xla", same parameters), so
+  that a faster reformulation doing extra work (gemgan.ops.conv's sub-pixel
+  form multiplies some zero taps) does not count as useful work. XLA's cost
+  analysis counts a while loop's body once, whatever its trip count, so the
+  critic's `lax.scan` is unrolled (lowered only, not compiled).
   """
+  config = config.copy_and_resolve_references()
+  config.model.conv_impl = "xla"
+  generator, critic = models.build_models(config, num_classes=10)
   step = jax.jit(steps.make_train_step(config, generator, critic, unroll_critic=True))
   cost = step.lower(state, batch).cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost

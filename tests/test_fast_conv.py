@@ -37,6 +37,8 @@ CONV_T_CASES = [
     (dict(features=3, kernel_size=(3, 4), padding=((4, 0), (1, 2))), (2, 1, 1, 5)),
     (dict(features=3, kernel_size=(4, 4), strides=(2, 2), padding="SAME",
           transpose_kernel=True), (2, 3, 3, 2)),
+    # Large enough for BACKEND "auto" to take the sub-pixel form.
+    (dict(features=16, kernel_size=(5, 5), strides=(2, 2), padding="SAME"), (1, 12, 13, 2)),
 ]
 PAIRS = [(nn.Conv, fast.FastConv, c) for c in CONV_CASES] + \
         [(nn.ConvTranspose, fast.FastConvTranspose, c) for c in CONV_T_CASES]
@@ -83,8 +85,15 @@ def _everything(module, params, x, cot):
   return run(params, x)
 
 
+# The forward lowerings (fast.BACKEND): the defaults, and every alternative.
+LOWERINGS = [None, dict(strided="s2d", transposed="subpixel")]
+
+
+@pytest.mark.parametrize("lowering", LOWERINGS, ids=["default", "s2d-subpixel"])
 @pytest.mark.parametrize("ref_cls,fast_cls,case", PAIRS, ids=IDS)
-def test_same_params_values_and_gradients(ref_cls, fast_cls, case):
+def test_same_params_values_and_gradients(ref_cls, fast_cls, case, lowering, monkeypatch):
+  for key, value in (lowering or {}).items():
+    monkeypatch.setitem(fast.BACKEND, key, value)
   kwargs, shape = case
   ref, fst, params, x = _setup(ref_cls, fast_cls, kwargs, shape)
   fast_params = jax.eval_shape(fst.init, jax.random.PRNGKey(0), x)["params"]
