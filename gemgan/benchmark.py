@@ -3,8 +3,9 @@
 Prints training images/s (median and min-max over repeats, after warm-up),
 compile seconds of the first step, sampling and input-pipeline images/s,
 model FLOPs per iteration from XLA's cost analysis (`iteration_flops`), the
-achieved FLOP/s and that as a fraction (MFU) of the devices' fp32 matmul
-peak (one device's, measured in the same run, times the device count).
+achieved FLOP/s and that as a fraction (MFU) of the devices' matmul peak in
+the config's compute precision (one device's, measured in the same run,
+times the device count).
 Images/s counts generator images: batch_size x iterations/s (each iteration
 also runs n_critic critic updates; `--config.n_critic` changes it).
 Training data are random uint8 images already on the device, so the step is
@@ -166,7 +167,7 @@ def benchmark_input(config, num_batches: int = 20) -> float:
 def run(config, repeats=5, steps_per_repeat=5, warmup=2, measure_input=True) -> dict:
   """All measurements for `config` as a dict (see the module docstring)."""
   config_lib.validate(config, num_devices=jax.device_count())
-  peak = matmul_peak_flops()
+  peak = matmul_peak_flops(dtype=jnp.dtype(config.precision))
   out = benchmark_train(config, repeats, steps_per_repeat, warmup)
   generator, state = out.pop("_g")
   out["sample_images_per_sec"] = benchmark_sampling(config, generator, state, repeats)
@@ -197,7 +198,7 @@ def main(argv):
     print(f"  input      {r['input_images_per_sec']:9.1f} img/s")
   print(f"  FLOPs/it   {r['flops_per_iteration'] / 1e9:9.2f} G    achieved "
         f"{r['achieved_flops_per_sec'] / 1e9:.1f} GFLOP/s")
-  print(f"  peak       {r['peak_flops_per_sec'] / 1e9:9.1f} GFLOP/s (fp32 matmul)  "
+  print(f"  peak       {r['peak_flops_per_sec'] / 1e9:9.1f} GFLOP/s ({r['precision']} matmul)  "
         f"MFU {100 * r['mfu']:.1f} %")
 
 

@@ -30,22 +30,36 @@ def _shape(text: str) -> list[int]:
   return [int(d) for d in re.match(r"\w+\[([\d,]*)\]", text).group(1).split(",") if d]
 
 
+def _window(win: str, key: str, default: int) -> list[int]:
+  m = re.search(key + r"=(\S+)", win)
+  return [int(v) for v in m.group(1).split("x")] if m else [default, default]
+
+
 def _conv_info(line: str, shapes: dict[str, str]) -> tuple[str, float]:
   """(' window=... labels kernel=[...]', FLOPs) of an HLO convolution line
-  in NHWC x HWIO form; FLOPs count every kernel tap (as XLA's cost analysis)."""
+  in NHWC x HWIO form. FLOPs count the multiply-adds that touch input
+  elements (not padding or the zeros of input dilation), as XLA's cost
+  analysis does."""
   window = re.search(r"window=\{([^}]*)\}", line)
   labels = re.search(r"dim_labels=([^,\s]+)", line)
   operands = re.search(r"convolution\(%(\S+), %(\S+)\)", line)
   if not (window and labels and operands):
     return "", 0.0
+  x = _shape(shapes.get(operands.group(1), "f32[]"))
   kernel = _shape(shapes.get(operands.group(2), "f32[]"))
   out = _shape(line.split(" = ", 1)[1].split(" ", 1)[0])
-  flops = 0.0
-  if labels.group(1) == "b01f_01io->b01f" and len(kernel) == 4:
-    flops = 2.0 * kernel[0] * kernel[1] * kernel[2]
-    for d in out:
-      flops *= d
-  return f" window={{{window.group(1)}}} {labels.group(1)} kernel={kernel}", flops
+  desc = f" window={{{window.group(1)}}} {labels.group(1)} kernel={kernel}"
+  if labels.group(1) != "b01f_01io->b01f" or len(kernel) != 4 or len(x) != 4:
+    return desc, 0.0
+  win = window.group(1)
+  pads = [int(p.split("_")[0]) for p in re.search(r"pad=(\S+)", win).group(1).split("x")] \
+      if "pad=" in win else [0, 0]
+  flops = 2.0 * x[0] * x[3] * kernel[3]
+  for n, m, k, s, lo, ld, rd in zip(x[1:3], out[1:3], kernel[:2], _window(win, "stride", 1), pads,
+                                    _window(win, "lhs_dilate", 1), _window(win, "rhs_dilate", 1)):
+    flops *= sum(1 for i in range(m) for t in range(k)
+                 if 0 <= i * s - lo + t * rd <= (n - 1) * ld and (i * s - lo + t * rd) % ld == 0)
+  return desc, flops
 
 
 def describe(hlo_text: str) -> dict[str, tuple[str, float]]:
