@@ -86,7 +86,9 @@ def compile_train_step(config, num_images: int = 512):
       np.random.RandomState(0).randint(0, 256, (n, size, size, 3), dtype=np.uint8), replicated)
 
   def batch(step):
-    idx = np.random.RandomState(step).randint(0, n, (config.n_critic, config.batch_size))
+    # This process's share of the global batch, as in training.
+    idx = np.random.RandomState(step).randint(
+        0, n, (config.n_critic, config.batch_size // jax.process_count()))
     b = parallel.shard_batch({"index": idx, "flip": idx % 2 == 0, "label": idx % 10},
                              batch_sharding)
     b["dataset"] = dataset

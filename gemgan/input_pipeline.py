@@ -175,6 +175,26 @@ def batch_indices(seed: int, step: int, batch_size: int, num_examples: int,
   return indices.reshape(shape), flips.reshape(shape)
 
 
+def _per_process_batch(config: ml_collections.ConfigDict) -> int:
+  if config.batch_size % jax.process_count():
+    raise ValueError(f"config.batch_size={config.batch_size} is not divisible by the "
+                     f"{jax.process_count()} processes")
+  return config.batch_size // jax.process_count()
+
+
+def process_batch_indices(config: ml_collections.ConfigDict, step: int,
+                          num_examples: int) -> tuple[np.ndarray, np.ndarray]:
+  """This process's share of `batch_indices` for `step`: columns
+  [p * B, (p + 1) * B) of the global batch, B = batch_size / process_count;
+  flips already ANDed with config.data.random_flip. [n_critic, B] each."""
+  per_process = _per_process_batch(config)
+  lo = jax.process_index() * per_process
+  index, flip = batch_indices(config.seed, step, config.batch_size, num_examples,
+                              config.n_critic)
+  return (index[:, lo:lo + per_process],
+          flip[:, lo:lo + per_process] & bool(config.data.random_flip))
+
+
 def create_train_iterator(config: ml_collections.ConfigDict, info: DatasetInfo,
                           start_step: int = 0) -> Iterator[dict]:
   """Batches for steps start_step, start_step + 1, ... as numpy dicts.
@@ -184,21 +204,13 @@ def create_train_iterator(config: ml_collections.ConfigDict, info: DatasetInfo,
   this process's slice of the global batch (process p takes columns
   [p * B, (p + 1) * B) of `batch_indices`).
   """
-  process_count, process_index = jax.process_count(), jax.process_index()
-  if config.batch_size % process_count:
-    raise ValueError(f"config.batch_size={config.batch_size} is not divisible by the "
-                     f"{process_count} processes")
-  per_process = config.batch_size // process_count
+  per_process = _per_process_batch(config)
   if info.images is None:
     return _stream(config, info, start_step, per_process)
-  lo = process_index * per_process
   images, labels = info.images, info.labels
-  random_flip = bool(config.data.random_flip)
 
   def host_batch(step):
-    index, flip = batch_indices(config.seed, step, config.batch_size, info.num_examples,
-                                config.n_critic)
-    index, flip = index[:, lo:lo + per_process], flip[:, lo:lo + per_process] & random_flip
+    index, flip = process_batch_indices(config, step, info.num_examples)
     x = images[index]
     x = np.where(flip[..., None, None, None], x[..., ::-1, :], x)
     return x, labels[index]

@@ -1,6 +1,10 @@
 """Entry point: `python -m gemgan.main --config=configs/wgan_gp.py[:preset] --workdir=DIR`.
 
-Any config value can be overridden, e.g. `--config.batch_size=32`.
+Any config value can be overridden, e.g. `--config.batch_size=32`. Several
+processes (hosts) train one model with `--distributed`: on SLURM, Open MPI
+and other clusters JAX finds its peers itself; elsewhere start one process
+per host with `--coordinator_address=HOST:PORT --num_processes=N
+--process_id=I`. The workdir (and data_dir) should be on shared storage.
 """
 import logging as pylogging
 import os
@@ -19,6 +23,11 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Where checkpoints, logs and samples go; rerun to resume.")
 config_flags.DEFINE_config_file("config", None, "Training config file (and :preset).",
                                 lock_config=True)
+flags.DEFINE_bool("distributed", False, "Run as one of several processes "
+                  "(jax.distributed.initialize); see the module docstring.")
+flags.DEFINE_string("coordinator_address", None, "With --distributed: process 0's HOST:PORT.")
+flags.DEFINE_integer("num_processes", None, "With --distributed: how many processes.")
+flags.DEFINE_integer("process_id", None, "With --distributed: this process's index.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -34,8 +43,11 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   logging.get_absl_handler().addFilter(_QuietLibraries())
-  if os.environ.get("GEMGAN_DISTRIBUTED"):  # multi-host: coordinator from the environment
-    jax.distributed.initialize()
+  if FLAGS.distributed:
+    # CPU processes need a collectives library to talk; GPUs use NCCL anyway.
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes,
+                               FLAGS.process_id)
   logging.info("JAX %s on %s: %d local / %d global devices, process %d of %d", jax.__version__,
                jax.default_backend(), jax.local_device_count(), jax.device_count(),
                jax.process_index(), jax.process_count())

@@ -121,6 +121,11 @@ class Sampler:
     self._apply = _jitted_apply(generator)
 
   @property
+  def variables(self):
+    """The restored generator variables ('params' and any state)."""
+    return self._variables
+
+  @property
   def image_shape(self) -> tuple[int, int, int]:
     size = self.config.data.image_size
     return (size, size, 3)

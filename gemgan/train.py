@@ -161,9 +161,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> steps
 
   def next_batch(step):
     if on_device:
-      idx, flip = input_pipeline.batch_indices(config.seed, step, config.batch_size,
-                                               info.num_examples, config.n_critic)
-      flip = flip & bool(config.data.random_flip)
+      idx, flip = input_pipeline.process_batch_indices(config, step, info.num_examples)
       b = parallel.shard_batch({"index": idx, "flip": flip, "label": labels_all[idx]},
                                batch_sharding)
       b["dataset"] = dataset_u8
