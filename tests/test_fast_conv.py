@@ -25,6 +25,9 @@ CONV_CASES = [
     (dict(features=3, kernel_size=(3, 3), strides=(2, 1), padding="CIRCULAR"), (2, 8, 6, 2)),
     (dict(features=3, kernel_size=(2, 2), strides=2, padding=[(0, 1), 2]), (2, 7, 6, 2)),
     (dict(features=3, kernel_size=(3, 3), padding="SAME"), (2, 1, 1, 4)),  # 1x1 input
+    # Fewer pixels than kernel taps: the patches-matmul form (XLA would swap).
+    (dict(features=4, kernel_size=(5, 5), strides=(2, 2), padding="SAME"), (2, 4, 3, 3)),
+    (dict(features=2, kernel_size=(3, 3), padding=((2, 1), (0, 2))), (2, 2, 2, 3)),
 ]
 CONV_T_CASES = [
     (dict(features=6, kernel_size=(6, 6), strides=(1, 1), padding="VALID", use_bias=False), (2, 1, 1, 5)),

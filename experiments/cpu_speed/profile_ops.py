@@ -111,14 +111,17 @@ def main():
   parser.add_argument("--top", type=int, default=25)
   parser.add_argument("--config", default="", help="profile configs/<name>.py's train step")
   parser.add_argument("--n_critic", type=int, default=0, help="with --config; 0: the config's")
+  parser.add_argument("--image_size", type=int, default=0, help="with --config; 0: the config's")
   args = parser.parse_args()
   if args.config:
     config = train_iter.load_config(args.config)
     config.model.conv_impl, config.batch_size = args.impl, args.batch
     config.n_critic = args.n_critic or config.n_critic
+    config.data.image_size = args.image_size or config.data.image_size
     compiled, state, batch, *_ = benchmark.compile_train_step(config, 256)
     call = lambda state, i: compiled(state, batch(i))
-    args.model = f"{args.config} train step (n_critic {config.n_critic})"
+    args.model = (f"{args.config} train step ({config.data.image_size} px, "
+                  f"n_critic {config.n_critic})")
   else:
     step, state, real = iteration.make_iteration(args.model, args.impl, args.batch)
     compiled = step.lower(state, real, jax.random.PRNGKey(0)).compile()

@@ -58,8 +58,31 @@ def _flip_t(w: Array) -> Array:
   return jnp.flip(w, (0, 1)).swapaxes(2, 3)
 
 
-def _conv_s1(x: Array, w: Array) -> Array:
-  return lax.conv_general_dilated(x, w, (1, 1), "VALID", dimension_numbers=_DN)
+def _swapped_by_xla(x: Array, w: Array) -> bool:
+  """Whether XLA would swap a conv's operands (its ConvOperandSwapper makes
+  the input the kernel when the kernel has more taps than the input has
+  pixels; XLA folds zero padding into the conv first, so `x` is unpadded).
+  XLA:CPU runs the swapped form as a naive loop, 10-100x slower."""
+  return w.shape[0] * w.shape[1] > x.shape[1] * x.shape[2] and x.shape[1:3] != (1, 1)
+
+
+def _patches_matmul(x, w, strides, dilation, padding):
+  """The convolution as one matmul over its gathered input patches: for the
+  small inputs where XLA would swap the operands (see `_swapped_by_xla`)."""
+  (sh, sw), (kh, kw) = strides, w.shape[:2]
+  x = lax.pad(x, jnp.zeros((), x.dtype), ((0, 0, 0),) + tuple(
+      (lo, hi, d - 1) for (lo, hi), d in zip(padding, dilation)) + ((0, 0, 0),))
+  oh, ow = (x.shape[1] - kh) // sh + 1, (x.shape[2] - kw) // sw + 1
+  patches = jnp.stack([x[:, i:i + (oh - 1) * sh + 1:sh, j:j + (ow - 1) * sw + 1:sw]
+                       for i in range(kh) for j in range(kw)], axis=3)
+  return jnp.einsum("nijtc,tco->nijo", patches, w.reshape((kh * kw,) + w.shape[2:]))
+
+
+def _conv_s1(x: Array, w: Array, pads=((0, 0), (0, 0))) -> Array:
+  """Stride-1 conv of x zero-padded (or cropped) by `pads`, 'VALID'."""
+  if _swapped_by_xla(x, w):
+    return _patches_matmul(x, w, (1, 1), (1, 1), pads)
+  return lax.conv_general_dilated(_pad_hw(x, pads), w, (1, 1), "VALID", dimension_numbers=_DN)
 
 
 # ----------------------------------------------------------------------------
@@ -70,10 +93,13 @@ def _conv_impl(x, w, strides, dilation, padding):
     return _conv_1x1_input(x, w, padding)
   if dilation == (1, 1) and strides != (1, 1) and BACKEND["strided"] == "s2d":
     return _space_to_depth_conv(x, w, strides, padding)
+  small = _swapped_by_xla(x, w)
   if strides == (1, 1) and dilation != (1, 1) and (
-      BACKEND["transposed"] == "subpixel" or
-      BACKEND["transposed"] == "auto" and min(x.shape[1:3]) >= 12 and w.shape[-1] >= 16):
+      BACKEND["transposed"] == "subpixel" or BACKEND["transposed"] == "auto" and (
+          small or min(x.shape[1:3]) >= 12 and w.shape[-1] >= 16)):
     return _subpixel_conv(x, w, dilation, padding)
+  if small:
+    return _patches_matmul(x, w, strides, dilation, padding)
   return lax.conv_general_dilated(x, w, strides, padding, lhs_dilation=dilation,
                                   dimension_numbers=_DN)
 
@@ -176,7 +202,7 @@ def _subpixel_conv(x, w, dilation, padding):
     for rw, kw0 in enumerate(pw[1]):
       sub = w[kh0::dh, kw0::dw]
       kernel = kernel.at[:sub.shape[0], :sub.shape[1], :, rh, rw].set(sub)
-  z = _conv_s1(_pad_hw(x, (ph[6], pw[6])), kernel.reshape(ph[3], pw[3], c, dh * dw * o))
+  z = _conv_s1(x, kernel.reshape(ph[3], pw[3], c, dh * dw * o), (ph[6], pw[6]))
   z = z.reshape(z.shape[:3] + (dh, dw, o))
   rows = [jnp.stack([z[:, eh - ph[5]:eh - ph[5] + ph[4], ew - pw[5]:ew - pw[5] + pw[4], rh, rw]
                      for rw, ew in enumerate(pw[2])], axis=3)
