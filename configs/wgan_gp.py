@@ -54,9 +54,9 @@ def _quick(c):
   c.batch_size = 32
   c.n_critic = 2
   c.optimizer.update(g_lr=2e-4, d_lr=2e-4)
-  c.num_train_steps = 600
-  c.log_every_steps = 50
-  c.sample_every_steps = 200
-  c.checkpoint_every_steps = 200
+  c.num_train_steps = 1500
+  c.log_every_steps = 100
+  c.sample_every_steps = 500
+  c.checkpoint_every_steps = 500
   c.ema.enabled = True
   c.ema.halflife_kimg = 1.0
