@@ -38,6 +38,7 @@ CONV_T_CASES = [
     (dict(features=3, kernel_size=(3, 3), strides=(2, 2), padding="VALID"), (2, 3, 4, 2)),
     (dict(features=3, kernel_size=(2, 3), strides=(3, 2), padding=((0, 1), (3, -1))), (2, 4, 5, 2)),
     (dict(features=3, kernel_size=(3, 4), padding=((4, 0), (1, 2))), (2, 1, 1, 5)),
+    (dict(features=3, kernel_size=(4, 4), strides=(2, 2), padding="SAME"), (2, 1, 2, 2)),
     (dict(features=3, kernel_size=(4, 4), strides=(2, 2), padding="SAME",
           transpose_kernel=True), (2, 3, 3, 2)),
     # Large enough for BACKEND "auto" to take the sub-pixel form.

@@ -63,7 +63,7 @@ def _swapped_by_xla(x: Array, w: Array) -> bool:
   the input the kernel when the kernel has more taps than the input has
   pixels; XLA folds zero padding into the conv first, so `x` is unpadded).
   XLA:CPU runs the swapped form as a naive loop, 10-100x slower."""
-  return w.shape[0] * w.shape[1] > x.shape[1] * x.shape[2] and x.shape[1:3] != (1, 1)
+  return w.shape[0] * w.shape[1] > x.shape[1] * x.shape[2]
 
 
 def _patches_matmul(x, w, strides, dilation, padding):
