@@ -94,11 +94,18 @@ def compile_train_step(config, num_images: int = 512):
     b["dataset"] = dataset
     return b
 
+  first = batch(0)
   t = time.perf_counter()
-  compiled = train_step.lower(state, batch(0)).compile()
+  compiled = train_step.lower(state, first).compile()
   compile_seconds = time.perf_counter() - t
-  flops = iteration_flops(config, state, batch(0))
-  return compiled, state, batch, compile_seconds, flops, generator
+  return compiled, state, batch, compile_seconds, iteration_flops(config, state, first), generator
+
+
+def xla_flops(computation) -> float:
+  """FLOPs in XLA's cost analysis of a lowered or compiled computation (nan if none)."""
+  cost = computation.cost_analysis()
+  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+  return float(cost.get("flops", float("nan"))) if cost else float("nan")
 
 
 def iteration_flops(config, state, batch) -> float:
@@ -114,9 +121,7 @@ def iteration_flops(config, state, batch) -> float:
   config.model.conv_impl = "xla"
   generator, critic = models.build_models(config, num_classes=10)
   step = jax.jit(steps.make_train_step(config, generator, critic, unroll_critic=True))
-  cost = step.lower(state, batch).cost_analysis()
-  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-  return float(cost.get("flops", float("nan"))) if cost else float("nan")
+  return xla_flops(step.lower(state, batch))
 
 
 def benchmark_train(config, repeats: int, steps_per_repeat: int, warmup: int) -> dict:
