@@ -100,15 +100,15 @@ def _latents(seed, indices, latent_dim: int, latent_dist: str):
 
 
 @functools.lru_cache(maxsize=16)
-def _jitted_apply(generator: models.Generator):
+def _jitted_apply(generator):
   """One compiled inference function per architecture, shared by checkpoints."""
-  return jax.jit(lambda v, z, y: generator.apply(v, z, y, train=False))
+  return models.generator_apply(generator)
 
 
 class Sampler:
   """A restored generator: `generate` pictures, or `render` given latents."""
 
-  def __init__(self, config: ml_collections.ConfigDict, generator: models.Generator,
+  def __init__(self, config: ml_collections.ConfigDict, generator,
                variables, step: int, num_classes: int,
                class_names: Optional[Sequence[str]] = None):
     self.config = config
@@ -118,6 +118,8 @@ class Sampler:
     self.latent_dim = config.model.latent_dim
     self.latent_dist = config.latent_dist
     self._variables = variables
+    self._state = {k: v for k, v in variables.items() if k != "params"}
+    self._params = variables["params"]
     self._apply = _jitted_apply(generator)
 
   @property
@@ -198,7 +200,7 @@ class Sampler:
       if m < batch_size:
         zb = jnp.concatenate([zb, jnp.zeros((batch_size - m,) + zb.shape[1:], zb.dtype)])
         yb = jnp.concatenate([yb, jnp.zeros((batch_size - m,) + yb.shape[1:], yb.dtype)])
-      yield visualize.to_uint8(self._apply(self._variables, zb, yb))[:m]
+      yield visualize.to_uint8(self._apply(self._params, self._state, zb, yb))[:m]
 
   def iter_generate(self, num: int, seed: int = 0, batch_size: int = 64, labels=None,
                     psi: float = 1.0) -> Iterator[np.ndarray]:

@@ -8,7 +8,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from gemgan import config_lib
 from gemgan import models
+from gemgan.models import conv_stack
 from gemgan.ops import conv as fast
 
 # (kwargs, input shape): every layer the models use, plus odd sizes.
@@ -114,7 +116,7 @@ def test_same_params_values_and_gradients(ref_cls, fast_cls, case, lowering, mon
 
 
 @pytest.mark.parametrize("ref_cls,fast_cls,kwargs", [
-    (nn.Conv, fast.FastConv, dict(features=4, kernel_size=(4, 4), kernel_init=models.dcgan_init)),
+    (nn.Conv, fast.FastConv, dict(features=4, kernel_size=(4, 4), kernel_init=conv_stack.dcgan_init)),
     (nn.ConvTranspose, fast.FastConvTranspose, dict(features=4, kernel_size=(5, 5))),
 ])
 def test_same_initial_params(ref_cls, fast_cls, kwargs):
@@ -152,16 +154,20 @@ def _random_variables(module, x):
           for col, tree in abstract.items()}
 
 
-@pytest.mark.parametrize("kind", ["dcgan", "wgan_gp"])
+def _pair(name, conv_impl):
+  c = config_lib.base_config()
+  c.model.name, c.model.conv_impl, c.model.width, c.data.image_size = name, conv_impl, 4, 16
+  c.model.latent_dim = 8
+  c.model.critic_norm = "batch" if name == "dcgan" else "none"
+  return models.build_models(c)
+
+
+@pytest.mark.parametrize("kind", ["dcgan", "wgan_gp", "resnet"])
 def test_models_match_and_penalty_grads_use_fast_convs(kind):
   """Tiny models: fast == xla, also for a penalty's gradients (second
   derivatives through G and D), which use only XLA:CPU's fast conv forms."""
-  common = dict(image_size=16, width=4, kind=kind)
-  norm = "batch" if kind == "dcgan" else "none"
-  g_ref = models.Generator(conv_impl="xla", **common)
-  g_fast = models.Generator(conv_impl="fast", **common)
-  d_ref = models.Critic(norm=norm, conv_impl="xla", **common)
-  d_fast = models.Critic(norm=norm, conv_impl="fast", **common)
+  g_ref, d_ref = _pair(kind, "xla")
+  g_fast, d_fast = _pair(kind, "fast")
   z = jnp.asarray(np.random.default_rng(0).standard_normal((2, 8)), jnp.float32)
   g_vars = _random_variables(g_ref, z)
   x = jax.jit(lambda v, z: g_ref.apply(v, z, train=False))(g_vars, z)

@@ -1,0 +1,152 @@
+"""R3GAN's normalisation-free residual networks (Huang et al. 2024, arXiv:2501.05441).
+
+As in brownvc/R3GAN's Networks.py:
+- Residual block: 1x1 conv expanding the channels by `expansion`, biased
+  LeakyReLU(0.2), grouped 3x3 conv (`group_width` channels per group),
+  biased LeakyReLU, 1x1 conv back, initialised to zero, added to the input.
+  No normalisation anywhere: the variance is kept by the init ("MSR": normal
+  with std = gain / sqrt(fan_in)), whose gain in a block is the activation's
+  times L^(-1/4) for L blocks in the network (Fixup-style), so the sum of L
+  residual branches keeps unit variance at init.
+- Resampling: [1, 2, 1] low-pass filters (`layers.lowpass_up2/down2`), with a
+  1x1 conv where the width changes.
+- G: a learned SxS basis scaled per channel by a linear map of z (and of a
+  class embedding), stages of blocks, a 1x1 conv to RGB; no tanh (R3GAN's G
+  is linear at the output).
+- D: a 1x1 conv from RGB, stages of blocks, a depthwise SxS conv over the
+  last map (the "discriminative basis"), a linear head; conditional D
+  projects onto a class embedding (scaled by 1/sqrt(dim)).
+Channels per stage follow `layers.stage_channels` (R3GAN's CIFAR config uses
+one width throughout; set `max_mult=1` there to match it).
+"""
+import math
+from typing import Any
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from gemgan.models import layers
+
+LRELU_SLOPE = 0.2
+LRELU_GAIN = math.sqrt(2.0 / (1.0 + LRELU_SLOPE**2))
+EMBED_DIM = 128
+
+
+def msr_init(gain: float):
+  """N(0, (gain / sqrt(fan_in))^2), fan_in = kernel taps x input channels per group."""
+  if gain == 0:
+    return nn.initializers.zeros
+  return nn.initializers.variance_scaling(gain**2, "fan_in", "normal")
+
+
+class BiasedActivation(nn.Module):
+  @nn.compact
+  def __call__(self, x):
+    bias = self.param("bias", nn.initializers.zeros, (x.shape[-1],))
+    return nn.leaky_relu(x + bias.astype(x.dtype), LRELU_SLOPE)
+
+
+class ResidualBlock(nn.Module):
+  num_blocks: int  # L: every block in the network, for the init scale
+  expansion: int = 2
+  group_width: int = 16
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x):
+    ch = x.shape[-1]
+    wide = ch * self.expansion
+    gain = LRELU_GAIN * self.num_blocks**(-1 / 4)  # 3 linear layers: L^(-1/(2*3-2))
+    conv = lambda f, k, g, init, name, **kw: nn.Conv(
+        f, (k, k), padding="SAME", use_bias=False, kernel_init=init, dtype=self.dtype,
+        name=name, **kw)(g)
+    y = conv(wide, 1, x, msr_init(gain), "expand")
+    y = conv(wide, 3, BiasedActivation(name="act_0")(y), msr_init(gain), "grouped",
+             feature_group_count=max(wide // self.group_width, 1))
+    y = conv(ch, 1, BiasedActivation(name="act_1")(y), msr_init(0.0), "project")
+    return x + y
+
+
+def _conv1x1(features, name, dtype):
+  return nn.Conv(features, (1, 1), use_bias=False, kernel_init=msr_init(1.0), dtype=dtype,
+                 name=name)
+
+
+class Generator(nn.Module):
+  """z [B, latent] (+ labels) -> images [B, size, size, 3] (linear output, ~[-1, 1])."""
+  image_size: int
+  width: int
+  blocks_per_stage: int = 2
+  expansion: int = 2
+  group_width: int = 16
+  num_classes: int = 0
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, z, labels=None, *, train: bool = True):
+    del train  # no batch statistics anywhere
+    start, n = layers.num_resamplings(self.image_size)
+    channels = layers.stage_channels(self.width, n + 1)
+    block = lambda name: ResidualBlock((n + 1) * self.blocks_per_stage, self.expansion,
+                                       self.group_width, self.dtype, name=name)
+    h = z.astype(self.dtype)
+    if self.num_classes:
+      table = self.param("embedding", msr_init(1.0), (self.num_classes, EMBED_DIM))
+      h = jnp.concatenate([h, layers.class_embedding(table, labels).astype(h.dtype)], -1)
+    basis = self.param("basis", nn.initializers.normal(1.0), (start, start, channels[0]))
+    scale = nn.Dense(channels[0], use_bias=False, kernel_init=msr_init(1.0), dtype=self.dtype,
+                     name="basis_scale")(h)
+    x = basis[None].astype(self.dtype) * scale[:, None, None, :]
+    for stage, ch in enumerate(channels):
+      if stage:
+        if ch != x.shape[-1]:
+          x = _conv1x1(ch, f"stage_{stage}_transition", self.dtype)(x)
+        x = layers.lowpass_up2(x)
+      for b in range(self.blocks_per_stage):
+        x = block(f"stage_{stage}_block_{b}")(x)
+    return _conv1x1(3, "to_rgb", self.dtype)(x).astype(jnp.float32)
+
+
+class Critic(nn.Module):
+  """images [B, H, W, 3] (+ labels) -> scores [B]."""
+  width: int
+  blocks_per_stage: int = 2
+  expansion: int = 2
+  group_width: int = 16
+  num_classes: int = 0
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, labels=None, *, train: bool = True):
+    del train
+    _, n = layers.num_resamplings(x.shape[1])
+    channels = layers.stage_channels(self.width, n + 1)[::-1]
+    x = _conv1x1(channels[0], "from_rgb", self.dtype)(x.astype(self.dtype))
+    for stage, ch in enumerate(channels):
+      if stage:
+        x = layers.lowpass_down2(x)
+        if ch != x.shape[-1]:
+          x = _conv1x1(ch, f"stage_{stage}_transition", self.dtype)(x)
+      for b in range(self.blocks_per_stage):
+        x = ResidualBlock((n + 1) * self.blocks_per_stage, self.expansion, self.group_width,
+                          self.dtype, name=f"stage_{stage}_block_{b}")(x)
+    k = x.shape[1]
+    x = nn.Conv(x.shape[-1], (k, k), padding="VALID", feature_group_count=x.shape[-1],
+                use_bias=False, kernel_init=msr_init(1.0), dtype=self.dtype,
+                name="basis")(x).reshape(x.shape[0], -1)
+    out_dim = EMBED_DIM if self.num_classes else 1
+    out = nn.Dense(out_dim, use_bias=False, kernel_init=msr_init(1.0), dtype=self.dtype,
+                   name="head")(x)
+    if self.num_classes:
+      table = self.param("embedding", msr_init(1.0), (self.num_classes, EMBED_DIM))
+      embed = layers.class_embedding(table, labels).astype(out.dtype)
+      return (jnp.sum(out * embed, -1) / math.sqrt(EMBED_DIM)).astype(jnp.float32)
+    return out[:, 0].astype(jnp.float32)
+
+
+def build(config, num_classes: int, convs: layers.Convs):
+  """The R3GAN pair. Plain linen convs: the fast CPU convs have no groups."""
+  m = config.model
+  kw = dict(blocks_per_stage=m.blocks_per_stage, expansion=m.expansion,
+            group_width=m.group_width, num_classes=num_classes, dtype=convs.dtype)
+  return Generator(config.data.image_size, m.width, **kw), Critic(m.width, **kw)

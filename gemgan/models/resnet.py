@@ -1,0 +1,136 @@
+"""SNGAN/BigGAN-style residual networks (Miyato et al. 2018, Brock et al. 2019).
+
+The architecture small-data GAN papers build on (DiffAugment-BigGAN, StudioGAN):
+
+- G: z -> dense -> SxS map (S = 4, or 6 at 96 px), then one residual up-block
+  per doubling (BN-ReLU-nearest x2-conv3x3-BN-ReLU-conv3x3, 1x1 shortcut),
+  `blocks_per_stage - 1` more blocks at each resolution, BN-ReLU-conv3x3-tanh.
+  Conditional runs use class-conditional BatchNorm.
+- D: residual down-blocks (ReLU-conv3x3-ReLU-conv3x3-avgpool; the first one
+  without the leading ReLU, SNGAN's "optimized" block), one more block at the
+  last resolution, ReLU, sum pooling, dense, and a projection head for classes.
+  Spectral norm on every layer when `critic_norm` is "spectral".
+- `attention_res` > 0 puts SAGAN self-attention after the stage at that
+  resolution, in both networks.
+"""
+import functools
+from typing import Any, Optional
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from gemgan.models import layers
+
+ModuleDef = Any
+init = nn.initializers.xavier_uniform()
+
+
+class GBlock(nn.Module):
+  features: int
+  conv: ModuleDef
+  norm: ModuleDef
+  upsample: bool = True
+
+  @nn.compact
+  def __call__(self, x, labels, *, train: bool = True):
+    up = layers.upsample_nearest if self.upsample else (lambda v: v)
+    h = nn.relu(self.norm(name="norm_0")(x, labels, train=train))
+    h = self.conv(self.features, (3, 3), name="conv_0")(up(h))
+    h = nn.relu(self.norm(name="norm_1")(h, labels, train=train))
+    h = self.conv(self.features, (3, 3), name="conv_1")(h)
+    shortcut = up(x)
+    if self.upsample or x.shape[-1] != self.features:
+      shortcut = self.conv(self.features, (1, 1), name="shortcut")(shortcut)
+    return h + shortcut
+
+
+class DBlock(nn.Module):
+  features: int
+  conv: ModuleDef
+  spectral: bool = False
+  downsample: bool = True
+  preactivation: bool = True  # False for the first block, which sees the image
+
+  @nn.compact
+  def __call__(self, x, *, train: bool = True):
+    conv = lambda v, k, name: layers.MaybeSpectral(
+        self.conv(self.features, (k, k), name=name), self.spectral)(v, train=train)
+    down = layers.avg_pool2 if self.downsample else (lambda v: v)
+    h = nn.relu(x) if self.preactivation else x
+    h = down(conv(nn.relu(conv(h, 3, "conv_0")), 3, "conv_1"))
+    if not (self.downsample or x.shape[-1] != self.features):
+      return h + x
+    # SNGAN: the first block pools before its 1x1 shortcut, the others after.
+    shortcut = conv(x, 1, "shortcut") if self.preactivation else conv(down(x), 1, "shortcut")
+    return h + (down(shortcut) if self.preactivation else shortcut)
+
+
+class Generator(nn.Module):
+  """z [B, latent] (+ labels) -> images [B, size, size, 3] in [-1, 1]."""
+  image_size: int
+  width: int
+  conv: ModuleDef
+  norm: ModuleDef
+  blocks_per_stage: int = 1
+  attention_res: int = 0
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, z, labels=None, *, train: bool = True):
+    start, n = layers.num_resamplings(self.image_size)
+    channels = layers.stage_channels(self.width, n + 1)
+    x = nn.Dense(start * start * channels[0], kernel_init=init, dtype=self.dtype,
+                 name="dense")(z.astype(self.dtype))
+    x = x.reshape(z.shape[0], start, start, channels[0])
+    for stage, ch in enumerate(channels[1:]):
+      for block in range(self.blocks_per_stage):
+        x = GBlock(ch, self.conv, self.norm, upsample=block == 0,
+                   name=f"stage_{stage}_block_{block}")(x, labels, train=train)
+      if x.shape[1] == self.attention_res:
+        x = layers.SelfAttention(self.conv, name="attention")(x, train=train)
+    x = nn.relu(self.norm(name="norm_out")(x, labels, train=train))
+    x = self.conv(3, (3, 3), name="conv_out")(x)
+    return jnp.tanh(x.astype(jnp.float32))
+
+
+class Critic(nn.Module):
+  """images [B, H, W, 3] (+ labels) -> scores [B]; projection head when conditional."""
+  width: int
+  conv: ModuleDef
+  spectral: bool = False
+  blocks_per_stage: int = 1
+  attention_res: int = 0
+  num_classes: int = 0
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, labels=None, *, train: bool = True):
+    _, n = layers.num_resamplings(x.shape[1])
+    channels = layers.stage_channels(self.width, n)[::-1]
+    x = x.astype(self.dtype)
+    for stage, ch in enumerate(channels + channels[-1:]):
+      for block in range(self.blocks_per_stage):
+        x = DBlock(ch, self.conv, self.spectral,
+                   downsample=block == self.blocks_per_stage - 1 and stage < n,
+                   preactivation=stage + block > 0,
+                   name=f"stage_{stage}_block_{block}")(x, train=train)
+      if stage < n and x.shape[1] == self.attention_res:
+        x = layers.SelfAttention(self.conv, self.spectral, name="attention")(x, train=train)
+    features = nn.relu(x).sum(axis=(1, 2))
+    dense = nn.Dense(1, kernel_init=init, dtype=self.dtype, name="head")
+    out = layers.MaybeSpectral(dense, self.spectral)(features, train=train)[:, 0]
+    if self.num_classes:
+      out = out + layers.ProjectionHead(self.num_classes, init)(features, labels)
+    return out.astype(jnp.float32)
+
+
+def build(config, num_classes: int, convs: layers.Convs):
+  """The ResNet pair for `config.model` (width, blocks_per_stage, attention_res)."""
+  m, dt = config.model, convs.dtype
+  conv = functools.partial(convs.conv, padding="SAME", kernel_init=init, dtype=dt)
+  norm = layers.generator_norm(num_classes, m.bn_momentum, dt)
+  generator = Generator(config.data.image_size, m.width, conv, norm, m.blocks_per_stage,
+                        m.attention_res, dt)
+  critic = Critic(m.width, conv, m.critic_norm == "spectral", m.blocks_per_stage,
+                  m.attention_res, num_classes, dt)
+  return generator, critic
