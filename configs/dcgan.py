@@ -24,15 +24,8 @@ def get_config(preset: str = ""):
     c.batch_size = 128
     c.data.random_flip = False
   elif preset == "quick":
-    c.data.name = "synthetic_gems"
-    c.data.image_size = 32
-    c.data.num_examples = 2048
-    c.model.width = 16
-    c.batch_size = 32
+    config_lib.quick_preset(c)
     c.num_train_steps = 1500
-    c.log_every_steps = 100
-    c.sample_every_steps = 500
-    c.checkpoint_every_steps = 500
   elif preset:
     raise ValueError(f"unknown preset {preset!r} for configs/dcgan.py; "
                      "choose '', 'seed' or 'quick'")

@@ -35,11 +35,7 @@ def get_config(preset: str = ""):
       c.r1_weight = 1.0
       c.r1_every = 4
     elif part == "quick":
-      c.data.name = "synthetic_gems"
-      c.data.image_size = 32
-      c.data.num_examples = 2048
-      c.model.width = 16
-      c.batch_size = 32
+      config_lib.quick_preset(c)
       c.num_train_steps = 800
       c.log_every_steps = 50
       c.sample_every_steps = 200

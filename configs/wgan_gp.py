@@ -47,16 +47,9 @@ def get_config(preset: str = ""):
 
 
 def _quick(c):
-  c.data.name = "synthetic_gems"
-  c.data.image_size = 32
-  c.data.num_examples = 2048
-  c.model.width = 16
-  c.batch_size = 32
+  config_lib.quick_preset(c)
   c.n_critic = 2
   c.optimizer.update(g_lr=2e-4, d_lr=2e-4)
   c.num_train_steps = 1500
-  c.log_every_steps = 100
-  c.sample_every_steps = 500
-  c.checkpoint_every_steps = 500
   c.ema.enabled = True
   c.ema.halflife_kimg = 1.0

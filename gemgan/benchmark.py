@@ -151,10 +151,10 @@ def benchmark_train(config, repeats: int, steps_per_repeat: int, warmup: int) ->
 
 
 def benchmark_sampling(config, generator, state, repeats: int) -> float:
-  fn = jax.jit(lambda p, s, z: generator.apply({"params": p, **s}, z, None, train=False))
+  fn = models.generator_apply(generator)
   z = jax.random.normal(jax.random.PRNGKey(0), (config.batch_size, config.model.latent_dim))
-  _block(fn(state.ema_params, state.g_state, z))
-  secs = _timed(lambda: _block(fn(state.ema_params, state.g_state, z)), repeats, 3)
+  _block(fn(state.ema_params, state.generator.state, z, None))
+  secs = _timed(lambda: _block(fn(state.ema_params, state.generator.state, z, None)), repeats, 3)
   return config.batch_size / statistics.median(secs)
 
 

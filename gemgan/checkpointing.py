@@ -29,13 +29,13 @@ class CheckpointError(RuntimeError):
 
 
 def split_state(state: steps.TrainState) -> dict[str, Any]:
-  """TrainState -> the per-item trees stored on disk."""
+  """TrainState -> the per-item trees stored on disk (G alone is enough to sample)."""
+  g, d = state.generator, state.critic
   return {
-      "generator": {"params": state.g_params, "state": state.g_state,
-                    "ema_params": state.ema_params},
-      "critic": {"params": state.d_params, "state": state.d_state},
-      "optimizer": {"g": state.g_opt_state, "d": state.d_opt_state},
-      "progress": {"step": state.step, "rng": state.rng},
+      "generator": {"params": g.params, "state": g.state, "ema_params": state.ema_params},
+      "critic": {"params": d.params, "state": d.state},
+      "optimizer": {"g": g.opt_state, "d": d.opt_state},
+      "progress": {"step": state.step, "rng": state.rng, "augment": state.augment},
   }
 
 
@@ -43,9 +43,9 @@ def join_state(items: dict[str, Any]) -> steps.TrainState:
   """Inverse of `split_state`."""
   g, d, o, p = (items[k] for k in ITEMS)
   return steps.TrainState(
-      step=p["step"], g_params=g["params"], g_state=g["state"], d_params=d["params"],
-      d_state=d["state"], g_opt_state=o["g"], d_opt_state=o["d"],
-      ema_params=g["ema_params"], rng=p["rng"])
+      step=p["step"], generator=steps.NetState(g["params"], g["state"], o["g"]),
+      critic=steps.NetState(d["params"], d["state"], o["d"]), ema_params=g["ema_params"],
+      augment=p["augment"], rng=p["rng"])
 
 
 def model_signature(config: ml_collections.ConfigDict) -> dict[str, Any]:

@@ -5,11 +5,14 @@ recipe needs; `validate(config)` runs before anything is built, so a bad value
 fails in the first second with a message that names the key.
 """
 import ml_collections
+from ml_collections import config_dict
 
 from gemgan import augment
+from gemgan import losses
+from gemgan import models
 
-MODEL_NAMES = ("dcgan", "wgan_gp")
-LOSSES = ("nonsaturating", "minimax", "wasserstein", "hinge")
+MODEL_NAMES = tuple(models.ARCHITECTURES)
+LOSSES = tuple(losses.LOSSES)
 CRITIC_NORMS = ("none", "batch", "layer", "spectral")
 LATENT_DISTS = ("normal", "uniform")
 DATASETS = ("synthetic_gems", "gemstones")
@@ -24,7 +27,9 @@ def base_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.seed = 0
   c.batch_size = 64  # global batch, split over all devices
-  c.num_train_steps = 100_000  # generator steps (= iterations)
+  # Training length in real images shown to the critic (thousands), StyleGAN's unit;
+  # num_train_steps (iterations) follows batch_size and n_critic unless set itself.
+  c.num_train_kimg = 6_400.0
   c.log_every_steps = 100
   c.sample_every_steps = 1_000
   c.checkpoint_every_steps = 2_000
@@ -58,14 +63,22 @@ def base_config() -> ml_collections.ConfigDict:
   # "fast" (gemgan/ops: XLA:CPU's conv gradients are 30x slower otherwise),
   # "xla" (plain linen convs: cuDNN on GPU), or "auto": fast on CPU only.
   c.model.conv_impl = "auto"
+  # ResNet / R3GAN (gemgan/models/resnet.py, r3gan.py)
+  c.model.blocks_per_stage = 1
+  c.model.attention_res = 0  # resolution of the self-attention block; 0: none
+  c.model.expansion = 2  # R3GAN: channel expansion inside a residual block
+  c.model.group_width = 16  # R3GAN: channels per group of the grouped 3x3 conv
 
   c.loss = "wasserstein"
   c.gp_weight = 10.0
   c.r1_weight = 0.0
   c.r1_every = 1  # lazy R1: apply every k critic steps, scaled by k
+  c.r2_weight = 0.0  # R2: the same zero-centred penalty at fake samples (R3GAN)
   c.n_critic = 5  # critic updates per iteration, each on a fresh real batch
   c.n_generator = 1  # generator updates per iteration (the notebook's WGAN-GP: 2)
   c.latent_dist = "normal"
+  c.num_train_steps = (c.get_ref("num_train_kimg") * 1000
+                       // (c.get_ref("batch_size") * c.get_ref("n_critic"))).to_int()
 
   c.optimizer = ml_collections.ConfigDict()
   c.optimizer.g_lr = 1e-4
@@ -80,6 +93,17 @@ def base_config() -> ml_collections.ConfigDict:
 
   c.augment = ml_collections.ConfigDict()
   c.augment.policy = ""  # DiffAugment policy, e.g. "color,translation,cutout"
+  c.augment.ada_ops = ""  # ADA ops applied with probability p (gemgan/ada.py); "" = off
+  c.augment.p = 0.0  # ADA's probability at the start (fixed unless adapted/scheduled)
+  c.augment.ada_target = 0.0  # adapt p so that E[sign(D(real))] -> target (0.6); 0 = fixed
+  c.augment.ada_interval = 4  # iterations between adjustments (StyleGAN2-ADA)
+  c.augment.ada_kimg = 500.0  # p can move 0 -> 1 in this many kimg (StyleGAN2-ADA)
+
+  # Cosine schedules over images (gemgan/schedules.py); kimg 0 = all constant.
+  c.schedule = ml_collections.ConfigDict()
+  c.schedule.kimg = 0.0
+  for name in ("lr", "b2", "gamma", "ema_halflife_kimg", "aug_p"):
+    c.schedule[f"{name}_end"] = config_dict.placeholder(float)
 
   c.monitor = ml_collections.ConfigDict()
   # ADA's r_t = E[sign(D(real))]; only meaningful where the loss pins D's zero
@@ -93,6 +117,18 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval.num_samples = 2_000
   c.eval.weights = ""  # converted Inception weights; "" = default location
   return c
+
+
+def quick_preset(c: ml_collections.ConfigDict) -> None:
+  """The CPU-sized first run every recipe offers: synthetic gems, 32 px, width 16."""
+  c.data.name = "synthetic_gems"
+  c.data.image_size = 32
+  c.data.num_examples = 2048
+  c.model.width = 16
+  c.batch_size = 32
+  c.log_every_steps = 100
+  c.sample_every_steps = 500
+  c.checkpoint_every_steps = 500
 
 
 class ConfigError(ValueError):
@@ -147,3 +183,45 @@ def validate(config: ml_collections.ConfigDict, num_devices: int = 1) -> None:
     augment.parse_policy(c.augment.policy)
   except ValueError as e:
     raise ConfigError(f"config.augment.policy: {e}") from None
+  _validate_architecture(c)
+  _validate_augment_and_schedules(c)
+
+
+def _validate_architecture(c):
+  m = c.model
+  _check(m.blocks_per_stage >= 1, "model.blocks_per_stage", f"must be >= 1, got "
+         f"{m.blocks_per_stage}")
+  _check(m.attention_res >= 0, "model.attention_res", "must be >= 0 (0: no attention)")
+  _check(m.expansion >= 1, "model.expansion", f"must be >= 1, got {m.expansion}")
+  _check(m.group_width >= 1 and (m.width * m.expansion) % m.group_width == 0,
+         "model.group_width", f"{m.group_width} must divide width * expansion = "
+         f"{m.width * m.expansion} (the grouped conv's channels)")
+  _check(c.r2_weight >= 0, "r2_weight", "must be >= 0")
+  _check(c.loss != "rpgan" or c.gp_weight == 0, "gp_weight",
+         "WGAN-GP's penalty pulls gradient norms to 1; RpGAN uses R1/R2 (r1_weight, "
+         "r2_weight) instead: set gp_weight=0")
+
+
+def _validate_augment_and_schedules(c):
+  a, s = c.augment, c.schedule
+  _check(0.0 <= a.p <= 1.0, "augment.p", f"a probability in [0, 1], got {a.p}")
+  _check(0.0 <= a.ada_target < 1.0, "augment.ada_target", "must be in [0, 1) (0: fixed p)")
+  _check(a.ada_interval >= 1, "augment.ada_interval", "must be >= 1")
+  _check(a.ada_kimg > 0, "augment.ada_kimg", "must be > 0")
+  _check(not a.ada_target or a.ada_ops, "augment.ada_ops",
+         "adaptive p (augment.ada_target > 0) needs ADA ops to apply")
+  if a.ada_ops:
+    from gemgan import ada  # pylint: disable=g-import-not-at-top
+    try:
+      ada.parse_ops(a.ada_ops)
+    except ValueError as e:
+      raise ConfigError(f"config.augment.ada_ops: {e}") from None
+  _check(s.kimg >= 0, "schedule.kimg", "must be >= 0 (0: no schedules)")
+  for name in ("lr", "b2", "gamma", "ema_halflife_kimg", "aug_p"):
+    end = s[f"{name}_end"]
+    _check(end is None or end >= 0, f"schedule.{name}_end", f"must be >= 0, got {end}")
+  _check(s.aug_p_end is None or s.aug_p_end <= 1, "schedule.aug_p_end", "a probability")
+  _check(s.gamma_end is None or c.r1_weight > 0, "schedule.gamma_end",
+         "anneals r1_weight (and r2_weight by the same factor): set r1_weight > 0")
+  _check(s.b2_end is None or s.b2_end < 1, "schedule.b2_end", "must be < 1")
+  _check(c.num_train_kimg > 0, "num_train_kimg", "must be > 0")

@@ -201,7 +201,7 @@ class TrainingEvaluator:
   def generate(self, state, sample_fn) -> np.ndarray:
     """uint8 [num_samples, H, W, 3] from the state's (EMA) generator."""
     from gemgan import visualize  # pylint: disable=g-import-not-at-top
-    out = [visualize.to_uint8(sample_fn(state.ema_params, state.g_state,
+    out = [visualize.to_uint8(sample_fn(state.ema_params, state.generator.state,
                                         self.z[i:i + self.batch], self.labels[i:i + self.batch]))
            for i in range(0, len(self.z), self.batch)]
     return np.concatenate(out)[:self.num]

@@ -5,7 +5,7 @@ log-sigmoid identities, so there is no sigmoid-then-log to underflow.
 Conventions: `d_loss(real, fake)` is minimised by the critic and
 `g_loss(fake)` by the generator.
 """
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -41,12 +41,34 @@ def hinge_d_loss(real_scores, fake_scores):
   return jnp.mean(jax.nn.relu(1.0 - real_scores)) + jnp.mean(jax.nn.relu(1.0 + fake_scores))
 
 
-# name -> (critic loss, generator loss)
+def rpgan_d_loss(real_logits, fake_logits):
+  """softplus(-(D(x) - D(G(z)))): the relativistic pairing loss (Jolicoeur-Martineau 2018).
+
+  R3GAN's critic loss: each real sample is paired with one fake sample, so the
+  critic is asked to rank, not to classify; with R1 + R2 it converges locally
+  (Huang et al. 2024).
+  """
+  return jnp.mean(jax.nn.softplus(fake_logits - real_logits))
+
+
+def rpgan_g_loss(fake_logits, real_logits):
+  """softplus(-(D(G(z)) - D(x))): the mirror of `rpgan_d_loss` (real scores held fixed)."""
+  return jnp.mean(jax.nn.softplus(real_logits - fake_logits))
+
+
+class Loss(NamedTuple):
+  """A critic loss d(real, fake) and its generator loss g(fake[, real])."""
+  d: Callable
+  g: Callable
+  relativistic: bool = False  # g also takes the critic's scores on real data
+
+
 LOSSES = {
-    "nonsaturating": (nonsaturating_d_loss, nonsaturating_g_loss),
-    "minimax": (nonsaturating_d_loss, minimax_g_loss),
-    "wasserstein": (wasserstein_d_loss, wasserstein_g_loss),
-    "hinge": (hinge_d_loss, wasserstein_g_loss),
+    "nonsaturating": Loss(nonsaturating_d_loss, nonsaturating_g_loss),
+    "minimax": Loss(nonsaturating_d_loss, minimax_g_loss),
+    "wasserstein": Loss(wasserstein_d_loss, wasserstein_g_loss),
+    "hinge": Loss(hinge_d_loss, wasserstein_g_loss),
+    "rpgan": Loss(rpgan_d_loss, rpgan_g_loss, relativistic=True),
 }
 
 
@@ -79,6 +101,20 @@ def gradient_penalty(critic_fn: Callable, real, fake, alpha):
   sq = jnp.sum(jnp.square(grads.reshape(grads.shape[0], -1)), axis=-1)
   norm = jnp.sqrt(jnp.maximum(sq, 1e-12))
   return jnp.mean(jnp.square(norm - 1.0))
+
+
+def scores_and_penalty(critic_fn: Callable, x):
+  """(critic_fn(x), aux, mean_i ||grad_x critic_fn(x)_i||^2) from one forward pass.
+
+  `critic_fn(x) -> (scores [B], aux)`. R1 at real data and R2 at fakes
+  (R3GAN: both every step) then cost one extra backward pass instead of a
+  second forward pass; the same per-sample condition as `r1_penalty` holds.
+  """
+  x = x.astype(jnp.float32)
+  scores, vjp, aux = jax.vjp(critic_fn, x, has_aux=True)
+  (grads,) = vjp(jnp.ones_like(scores))
+  sq = jnp.sum(jnp.square(grads.astype(jnp.float32).reshape(grads.shape[0], -1)), axis=-1)
+  return scores, aux, jnp.mean(sq)
 
 
 def r1_penalty(critic_fn: Callable, real):

@@ -1,10 +1,12 @@
 """Train state and the jitted training iteration (critic steps, then G step).
 
 Everything here is a pure function of explicit state: parameters, mutable
-collections (BatchNorm statistics, spectral-norm vectors), optimizer states and
-the run's base RNG key. Per-step randomness is `fold_in(state.rng, step)`, so a
-run is reproducible from its seed and a resumed run draws the same numbers as
-an unbroken one.
+collections (BatchNorm statistics, spectral-norm vectors), optimizer states,
+the augmentation probability and the run's base RNG key. Per-step randomness
+is `fold_in(state.rng, step)`, so a run is reproducible from its seed and a
+resumed run draws the same numbers as an unbroken one. The objectives live in
+`gemgan.objectives`; this module holds the critic scan, the optimizer updates,
+EMA and ADA's probability update.
 """
 import functools
 from typing import Any, Callable
@@ -18,31 +20,62 @@ import optax
 
 from gemgan import augment
 from gemgan import ema as ema_lib
-from gemgan import losses
 from gemgan import models
 from gemgan import monitors
+from gemgan import objectives
+from gemgan import schedules
 
 Variables = Any
+
+
+@flax.struct.dataclass
+class NetState:
+  """One network's parameters, mutable collections (e.g. batch_stats) and optimizer state."""
+  params: Variables
+  state: Variables
+  opt_state: optax.OptState
+
+
+@flax.struct.dataclass
+class AugmentState:
+  """ADA's augmentation probability and the sign(D(real)) it adapts from."""
+  p: jax.Array  # float32
+  sign_sum: jax.Array  # sum of sign(D(real)) since the last adjustment
+  count: jax.Array  # how many scores that sum holds
 
 
 @flax.struct.dataclass
 class TrainState:
   """Everything a run needs to continue bit-exactly."""
   step: jax.Array  # int32: completed iterations (= generator updates)
-  g_params: Variables
-  g_state: Variables  # non-param collections, e.g. {"batch_stats": ...}
-  d_params: Variables
-  d_state: Variables
-  g_opt_state: optax.OptState
-  d_opt_state: optax.OptState
-  ema_params: Variables  # EMA of g_params (a copy of them when EMA is off)
+  generator: NetState
+  critic: NetState
+  ema_params: Variables  # EMA of the generator's params (a copy of them when EMA is off)
+  augment: AugmentState
   rng: jax.Array  # base PRNG key (raw uint32[2]); never advanced, only folded
 
 
+def make_optimizer(config: ml_collections.ConfigDict, lr: float) -> optax.GradientTransformation:
+  """Adam; lr and beta2 follow cosine schedules over images when the config sets them.
+
+  A scheduled lr ends at `schedule.lr_end` for G; D's lr is scaled by the same factor.
+  """
+  o, batch = config.optimizer, config.batch_size
+  lr_on, b2_on = schedules.is_scheduled(config, "lr"), schedules.is_scheduled(config, "b2")
+  if not (lr_on or b2_on):
+    return optax.adam(lr, b1=o.b1, b2=o.b2)
+  total = config.schedule.kimg * 1000.0
+  # Schedules see the update count; count * batch is the images this network trained on.
+  lr_at = lambda n: lr * schedules.cosine(1.0, config.schedule.lr_end / o.g_lr, total,
+                                          n * batch) if lr_on else lr
+  b2_at = lambda n: schedules.value(config, "b2", o.b2, n * batch)
+  return optax.inject_hyperparams(optax.adam)(learning_rate=lr_at, b1=o.b1, b2=b2_at)
+
+
 def make_optimizers(config: ml_collections.ConfigDict):
-  """(generator, critic) Adam as in the notebook / WGAN-GP paper."""
-  o = config.optimizer
-  return (optax.adam(o.g_lr, b1=o.b1, b2=o.b2), optax.adam(o.d_lr, b1=o.b1, b2=o.b2))
+  """(generator, critic) optimizers."""
+  return make_optimizer(config, config.optimizer.g_lr), make_optimizer(config,
+                                                                       config.optimizer.d_lr)
 
 
 def sample_latent(rng, batch: int, latent_dim: int, dist: str):
@@ -52,10 +85,10 @@ def sample_latent(rng, batch: int, latent_dim: int, dist: str):
   return jax.random.normal(rng, (batch, latent_dim))
 
 
-def _split_vars(variables):
-  variables = dict(variables)
+def _init_net(module: nn.Module, tx, key, inputs, labels) -> NetState:
+  variables = dict(models.init_variables(module, key, inputs, labels))
   params = variables.pop("params")
-  return params, variables
+  return NetState(params=params, state=variables, opt_state=tx.init(params))
 
 
 def create_train_state(config: ml_collections.ConfigDict, generator: nn.Module,
@@ -64,18 +97,18 @@ def create_train_state(config: ml_collections.ConfigDict, generator: nn.Module,
   rng = jax.random.PRNGKey(config.seed)
   g_key, d_key = jax.random.split(jax.random.fold_in(rng, 2**31 - 1))  # apart from step keys
   size = config.data.image_size
-  z = jnp.zeros((2, config.model.latent_dim), jnp.float32)
   labels = jnp.zeros((2,), jnp.int32)
-  g_params, g_state = _split_vars(models.init_variables(generator, g_key, z, labels))
-  d_params, d_state = _split_vars(
-      models.init_variables(critic, d_key, jnp.zeros((2, size, size, 3)), labels))
   g_tx, d_tx = make_optimizers(config)
+  g = _init_net(generator, g_tx, g_key, jnp.zeros((2, config.model.latent_dim)), labels)
+  d = _init_net(critic, d_tx, d_key, jnp.zeros((2, size, size, 3)), labels)
   return TrainState(
-      step=jnp.zeros((), jnp.int32), g_params=g_params, g_state=g_state,
-      d_params=d_params, d_state=d_state, g_opt_state=g_tx.init(g_params),
-      d_opt_state=d_tx.init(d_params),
+      step=jnp.zeros((), jnp.int32), generator=g, critic=d,
       # A copy, not an alias: the jitted step donates every buffer once.
-      ema_params=jax.tree_util.tree_map(jnp.copy, g_params), rng=rng)
+      ema_params=jax.tree_util.tree_map(jnp.copy, g.params),
+      # Distinct buffers: the jitted step donates each one once.
+      augment=AugmentState(p=jnp.asarray(config.augment.p, jnp.float32),
+                           sign_sum=jnp.zeros((), jnp.float32), count=jnp.zeros((), jnp.float32)),
+      rng=rng)
 
 
 def images_from_indices(dataset_u8, indices, flips):
@@ -83,6 +116,51 @@ def images_from_indices(dataset_u8, indices, flips):
   images = dataset_u8[indices].astype(jnp.float32) / 127.5 - 1.0
   flipped = jnp.flip(images, axis=-2)
   return jnp.where(flips[..., None, None, None], flipped, images)
+
+
+def augment_fn(config: ml_collections.ConfigDict) -> Callable:
+  """(images, key, p) -> images: DiffAugment and/or ADA, as the config says."""
+  policy, ada_ops = config.augment.policy, config.augment.ada_ops
+  if ada_ops:
+    from gemgan import ada  # pylint: disable=g-import-not-at-top
+    ada_ops = ada.parse_ops(ada_ops)
+
+  def apply(x, key, p):
+    k_diff, k_ada = jax.random.split(key)
+    if policy:
+      x = augment.diff_augment(x, policy, k_diff)
+    if ada_ops:
+      x = ada.augment(x, p, k_ada, ops=ada_ops)
+    return x
+  return apply
+
+
+def update_augment(config, aug: AugmentState, real_scores, images_seen) -> AugmentState:
+  """ADA: every `ada_interval` iterations move p by sign(r_t - target); or p's schedule."""
+  a = config.augment
+  if schedules.is_scheduled(config, "aug_p"):
+    return aug.replace(p=schedules.value(config, "aug_p", a.p, images_seen))
+  if not a.ada_target:
+    return aug
+  sign_sum = aug.sign_sum + jnp.sum(jnp.sign(real_scores))
+  count = aug.count + real_scores.size
+  due = count >= a.ada_interval * config.batch_size * config.n_critic
+  from gemgan import ada  # pylint: disable=g-import-not-at-top
+  p = ada.update_p(aug.p, sign_sum / jnp.maximum(count, 1.0), target=a.ada_target,
+                   batch_size=config.batch_size * config.n_critic,
+                   interval_images=a.ada_interval * config.batch_size * config.n_critic,
+                   speed_kimg=a.ada_kimg)
+  return AugmentState(p=jnp.where(due, p, aug.p), sign_sum=jnp.where(due, 0.0, sign_sum),
+                      count=jnp.where(due, 0.0, count))
+
+
+def _penalty_weights(config, images_seen) -> objectives.PenaltyWeights:
+  # gamma_end is r1_weight's end value; r2_weight follows by the same factor.
+  gamma = (schedules.cosine(1.0, config.schedule.gamma_end / config.r1_weight,
+                            config.schedule.kimg * 1e3, images_seen)
+           if schedules.is_scheduled(config, "gamma") else 1.0)
+  return objectives.PenaltyWeights(gp=jnp.asarray(config.gp_weight, jnp.float32),
+                                   r1=config.r1_weight * gamma, r2=config.r2_weight * gamma)
 
 
 def make_train_step(config: ml_collections.ConfigDict, generator: nn.Module,
@@ -93,119 +171,106 @@ def make_train_step(config: ml_collections.ConfigDict, generator: nn.Module,
   int [n_critic, B]; or, for on-device data, `index`/`flip` [n_critic, B] and
   the uint8 dataset under `dataset`. Each of the n_critic real batches feeds
   one critic update (as in the WGAN-GP paper); then the generator updates
-  once. The critic updates run in a `lax.scan`; `unroll_critic` unrolls it
-  (same results; for XLA's cost analysis, which counts a loop body once).
+  `n_generator` times. The critic updates run in a `lax.scan`;
+  `unroll_critic` unrolls it (same results; for XLA's cost analysis, which
+  counts a loop body once).
   """
   g_tx, d_tx = make_optimizers(config)
-  d_loss_fn, g_loss_fn = losses.LOSSES[config.loss]
   latent_dim, latent_dist = config.model.latent_dim, config.latent_dist
-  policy = config.augment.policy
+  augment_images = augment_fn(config)
 
-  def augment_fn(x, key):
-    return augment.diff_augment(x, policy, key) if policy else x
+  def critic_runner(d_params, labels, p):
+    """The objectives' `run_critic`: the critic at `d_params` on augmented images."""
+    def run(x, d_state, key):
+      aug_key, drop_key = jax.random.split(key)
+      out, new = critic.apply({"params": d_params, **d_state}, augment_images(x, aug_key, p),
+                              labels, train=True, mutable=list(d_state),
+                              rngs={"dropout": drop_key})
+      return out, {**d_state, **new}
+    return run
 
-  def run_critic(d_params, d_state, x, labels, key):
-    """Critic scores on augmented x; returns (scores, new mutable state)."""
-    aug_key, drop_key = jax.random.split(key)
-    out, new_state = critic.apply({"params": d_params, **d_state}, augment_fn(x, aug_key),
-                                  labels, train=True, mutable=list(d_state),
-                                  rngs={"dropout": drop_key})
-    return out, {**d_state, **new_state}
+  def generate(g: NetState, g_params, z, labels):
+    out, new = generator.apply({"params": g_params, **g.state}, z, labels, train=True,
+                               mutable=list(g.state))
+    return out, {**g.state, **new}
 
-  def generate(g_params, g_state, z, labels):
-    out, new_state = generator.apply({"params": g_params, **g_state}, z, labels, train=True,
-                                     mutable=list(g_state))
-    return out, {**g_state, **new_state}
-
-  def critic_update(carry, inputs, g_params, g_state):
-    d_params, d_state, d_opt_state = carry
+  def critic_update(d: NetState, inputs, g: NetState, p, weights):
     real, labels, key, index = inputs
-    k_z, k_real, k_fake, k_pen, k_alpha = jax.random.split(key, 5)
-    batch = real.shape[0]
-    fake, _ = generate(g_params, g_state, sample_latent(k_z, batch, latent_dim, latent_dist),
+    k_z, k_obj = jax.random.split(key)
+    fake, _ = generate(g, g.params, sample_latent(k_z, real.shape[0], latent_dim, latent_dist),
                        labels)
     fake = jax.lax.stop_gradient(fake)
 
     def loss_fn(d_params):
-      real_out, state = run_critic(d_params, d_state, real, labels, k_real)
-      fake_out, state = run_critic(d_params, state, fake, labels, k_fake)
-      loss = d_loss_fn(real_out, fake_out)
-      # Penalties see the critic as a per-sample function of its input
-      # (augmentation included, with a fixed draw); their state updates are
-      # discarded so they do not count as extra BatchNorm/SN steps.
-      critic_fn = lambda x: run_critic(d_params, state, x, labels, k_pen)[0]
-      gp = r1 = jnp.zeros((), jnp.float32)
-      if config.gp_weight:
-        alpha = jax.random.uniform(k_alpha, (batch,))
-        gp = losses.gradient_penalty(critic_fn, real, fake, alpha)
-        loss = loss + config.gp_weight * gp
-      if config.r1_weight:
-        # Lazy R1: every r1_every-th critic update, scaled up to compensate.
-        every = config.r1_every
-        r1 = jax.lax.cond(index % every == 0, lambda: losses.r1_penalty(critic_fn, real),
-                          lambda: jnp.zeros((), jnp.float32))
-        loss = loss + 0.5 * config.r1_weight * every * r1
-      aux = dict(state=state, real_out=real_out, fake_out=fake_out, gp=gp, r1=r1)
-      return loss, aux
+      return objectives.critic_objective(config, critic_runner(d_params, labels, p), d.state,
+                                         real, fake, k_obj, index, weights)
 
-    (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(d_params)
-    updates, d_opt_state = d_tx.update(grads, d_opt_state, d_params)
-    d_params = optax.apply_updates(d_params, updates)
-    real_out, fake_out = aux["real_out"], aux["fake_out"]
-    metrics = {
-        "d_loss": loss, "gradient_penalty": aux["gp"], "r1_penalty": aux["r1"],
-        "d_real": jnp.mean(real_out), "d_fake": jnp.mean(fake_out),
-        "wasserstein": jnp.mean(real_out) - jnp.mean(fake_out),
-        "overfit_rt": monitors.overfit_rt(real_out),
-        "d_grad_norm": optax.global_norm(grads),
-    }
-    return (d_params, aux["state"], d_opt_state), metrics
+    (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(d.params)
+    updates, opt_state = d_tx.update(grads, d.opt_state, d.params)
+    d = NetState(optax.apply_updates(d.params, updates), aux["state"], opt_state)
+    return d, _critic_metrics(loss, aux, grads)
+
+  def generator_update(g: NetState, d: NetState, real, labels, key, p):
+    k_z, k_obj = jax.random.split(key)
+    z = sample_latent(k_z, real.shape[0], latent_dim, latent_dist)
+
+    def loss_fn(g_params):
+      fake, g_state = generate(g, g_params, z, labels)
+      loss, fake_out = objectives.generator_objective(
+          config, critic_runner(d.params, labels, p), d.state, fake, real, k_obj)
+      return loss, (g_state, fake_out)
+
+    (loss, (g_state, fake_out)), grads = jax.value_and_grad(loss_fn, has_aux=True)(g.params)
+    updates, opt_state = g_tx.update(grads, g.opt_state, g.params)
+    g = NetState(optax.apply_updates(g.params, updates), g_state, opt_state)
+    return g, {"g_loss": loss, "g_fake": jnp.mean(fake_out),
+               "g_grad_norm": optax.global_norm(grads)}
 
   def train_step(state: TrainState, batch):
-    if "index" in batch:
-      images = images_from_indices(batch["dataset"], batch["index"], batch["flip"])
-    else:
-      images = batch["image"].astype(jnp.float32)
-    labels = batch["label"]
+    images, labels = _batch_images(batch), batch["label"]
     n_critic, batch_size = labels.shape
     key = jax.random.fold_in(state.rng, state.step)
+    images_seen = state.step.astype(jnp.float32) * batch_size  # before this step, as ADA
+    p = state.augment.p
     critic_keys = jax.random.split(jax.random.fold_in(key, 0), n_critic)
-    (d_params, d_state, d_opt_state), d_metrics = jax.lax.scan(
-        functools.partial(critic_update, g_params=state.g_params, g_state=state.g_state),
-        (state.d_params, state.d_state, state.d_opt_state),
-        (images, labels, critic_keys, jnp.arange(n_critic)), unroll=unroll_critic)
+    d, d_metrics = jax.lax.scan(
+        functools.partial(critic_update, g=state.generator, p=p,
+                          weights=_penalty_weights(config, images_seen)),
+        state.critic, (images, labels, critic_keys, jnp.arange(n_critic)), unroll=unroll_critic)
+    real_scores = d_metrics.pop("real_scores")
     d_metrics = jax.tree_util.tree_map(jnp.mean, d_metrics)
-
-    g_labels = labels[-1]
-    g_params, g_state, g_opt_state = state.g_params, state.g_state, state.g_opt_state
+    g = state.generator
     for i in range(config.n_generator):  # usually 1; the notebook's WGAN-GP did 2
-      k_z, k_critic = jax.random.split(jax.random.fold_in(key, 1 + i))
-      z = sample_latent(k_z, batch_size, latent_dim, latent_dist)
-
-      def g_objective(g_params, g_state=g_state, z=z, k_critic=k_critic):
-        fake, g_state = generate(g_params, g_state, z, g_labels)
-        # The critic runs in training mode; its state updates are dropped.
-        fake_out, _ = run_critic(d_params, d_state, fake, g_labels, k_critic)
-        return g_loss_fn(fake_out), (g_state, fake_out)
-
-      (g_loss, (g_state, fake_out)), g_grads = jax.value_and_grad(
-          g_objective, has_aux=True)(g_params)
-      updates, g_opt_state = g_tx.update(g_grads, g_opt_state, g_params)
-      g_params = optax.apply_updates(g_params, updates)
-
-    ema_params = g_params
-    if config.ema.enabled:
-      images_seen = state.step.astype(jnp.float32) * batch_size  # before this step, as ADA
-      decay = ema_lib.ema_decay(config.ema.halflife_kimg, batch_size, images_seen,
-                                config.ema.rampup)
-      ema_params = ema_lib.update_ema(state.ema_params, g_params, decay)
-
-    new_state = state.replace(
-        step=state.step + 1, g_params=g_params, g_state=g_state, d_params=d_params,
-        d_state=d_state, g_opt_state=g_opt_state, d_opt_state=d_opt_state,
-        ema_params=ema_params)
-    metrics = {**d_metrics, "g_loss": g_loss, "g_fake": jnp.mean(fake_out),
-               "g_grad_norm": optax.global_norm(g_grads)}
-    return new_state, metrics
+      g, g_metrics = generator_update(g, d, images[-1], labels[-1],
+                                      jax.random.fold_in(key, 1 + i), p)
+    aug = update_augment(config, state.augment, real_scores, images_seen)
+    new_state = state.replace(step=state.step + 1, generator=g, critic=d, augment=aug,
+                              ema_params=_ema(config, state.ema_params, g.params, images_seen))
+    return new_state, {**d_metrics, **g_metrics, "augment_p": aug.p}
 
   return train_step
+
+
+def _batch_images(batch):
+  if "index" in batch:
+    return images_from_indices(batch["dataset"], batch["index"], batch["flip"])
+  return batch["image"].astype(jnp.float32)
+
+
+def _ema(config, ema_params, params, images_seen):
+  if not config.ema.enabled:
+    return params
+  halflife = schedules.value(config, "ema_halflife_kimg", config.ema.halflife_kimg, images_seen)
+  decay = ema_lib.ema_decay(halflife, config.batch_size, images_seen, config.ema.rampup)
+  return ema_lib.update_ema(ema_params, params, decay)
+
+
+def _critic_metrics(loss, aux, grads):
+  real_out, fake_out = aux["real_out"], aux["fake_out"]
+  return {
+      "d_loss": loss, "gradient_penalty": aux["gp"], "r1_penalty": aux["r1"],
+      "r2_penalty": aux["r2"], "d_real": jnp.mean(real_out), "d_fake": jnp.mean(fake_out),
+      "wasserstein": jnp.mean(real_out) - jnp.mean(fake_out),
+      "overfit_rt": monitors.overfit_rt(real_out), "d_grad_norm": optax.global_norm(grads),
+      "real_scores": real_out,
+  }

@@ -170,13 +170,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> steps
 
   warn = _AlarmLog()
   grid_z, grid_labels = fixed_latents(config, config.num_sample_grid, num_classes)
-  sample_fn = jax.jit(lambda params, g_state, z, y: generator.apply(
-      {"params": params, **g_state}, z, y, train=False))
+  sample_fn = models.generator_apply(generator)
   logger = _Logger(workdir, config.num_train_steps, config.batch_size, is_main)
   evaluator = _make_evaluator(config, info, workdir) if config.eval_every_steps else None
 
   def write_samples(step, state):
-    images = visualize.to_uint8(sample_fn(state.ema_params, state.g_state, grid_z, grid_labels))
+    images = visualize.to_uint8(sample_fn(state.ema_params, state.generator.state, grid_z, grid_labels))
     grid = visualize.image_grid(images)
     if is_main:
       visualize.save_png(os.path.join(workdir, "samples", f"step_{step}.png"), grid)

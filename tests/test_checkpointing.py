@@ -97,9 +97,9 @@ def test_round_trip_is_bitwise_and_keeps_optimizer_types(tmp_path, config, state
   assert_trees_equal(restored, state)
   assert int(restored.step) == 7
   # optax states come back as their NamedTuples, not dicts.
-  assert type(restored.g_opt_state[0]) is type(state.g_opt_state[0])
-  assert not np.array_equal(restored.g_params["conv_0"]["kernel"],
-                            target.g_params["conv_0"]["kernel"])
+  assert type(restored.generator.opt_state[0]) is type(state.generator.opt_state[0])
+  assert not np.array_equal(restored.generator.params["conv_0"]["kernel"],
+                            target.generator.params["conv_0"]["kernel"])
 
 
 def test_generator_item_restores_alone(tmp_path, config, state):
@@ -257,4 +257,4 @@ def test_checkpoint_written_on_gpu_restores_here(tmp_path, config, state):
     path.write_text(text.replace("cpu:0", "cuda:0"))
   restored = checkpointing.Checkpointer(directory).restore(make_state(config, seed=6))
   assert_trees_equal(restored, state)
-  assert restored.g_params["conv_0"]["kernel"].devices() == {jax.devices()[0]}
+  assert restored.generator.params["conv_0"]["kernel"].devices() == {jax.devices()[0]}

@@ -177,7 +177,8 @@ def test_nan_stops_naming_the_step_and_keeps_the_last_checkpoint(env, reference,
   good = checkpointing.Checkpointer(reference[0] / "checkpoints", read_only=True)
   state = good.restore(make_state(config), step=4)
   # A critic blown up to 1e30 scores inf, so step 5's losses are not finite.
-  state = state.replace(d_params=jax.tree_util.tree_map(lambda x: x * 1e30, state.d_params))
+  state = state.replace(critic=state.critic.replace(
+      params=jax.tree_util.tree_map(lambda x: x * 1e30, state.critic.params)))
   checkpointing.Checkpointer(tmp_path / "checkpoints").save(state, config)
   before = files(tmp_path / "checkpoints")
   with pytest.raises(train.TrainingDiverged,

@@ -32,7 +32,8 @@ def plausible_state(config, seed=0, step=7):
     return x
 
   fix_tree = lambda t: jax.device_put(jax.tree_util.tree_map_with_path(fix, t))
-  return state.replace(g_params=fix_tree(state.g_params), g_state=fix_tree(state.g_state),
+  g = state.generator
+  return state.replace(generator=g.replace(params=fix_tree(g.params), state=fix_tree(g.state)),
                        ema_params=fix_tree(state.ema_params))
 
 

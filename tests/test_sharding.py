@@ -27,7 +27,7 @@ SCRIPT = textwrap.dedent("""
           b = parallel.shard_batch(b, bs)
           assert len(b["image"].sharding.device_set) == len(devices)
           state, m = step(state, b)
-        assert len(state.g_params["conv_0"]["kernel"].sharding.device_set) == len(devices)
+        assert len(state.generator.params["conv_0"]["kernel"].sharding.device_set) == len(devices)
         results.append(jax.device_get(state))
       one, eight = results
       leaves = zip(jax.tree_util.tree_leaves_with_path(one), jax.tree_util.tree_leaves(eight))

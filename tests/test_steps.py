@@ -52,8 +52,7 @@ def test_critic_loss_decreases_against_a_frozen_generator(module, precision):
   assert last < first - 0.1, (first, last)
   assert hist[-1]["d_real"] > hist[-1]["d_fake"]
   # bf16 computes; parameters, optimizer state, losses and the penalty stay fp32.
-  for leaf in jax.tree_util.tree_leaves((state.g_params, state.d_params, state.g_opt_state,
-                                         state.d_opt_state, state.ema_params)):
+  for leaf in jax.tree_util.tree_leaves((state.generator, state.critic, state.ema_params)):
     assert leaf.dtype in (jnp.float32, jnp.int32), leaf.dtype
   assert all(np.isfinite(v) and v.dtype == np.float32 for h in hist for v in h.values())
 
@@ -77,8 +76,8 @@ def test_step_counts_critic_and_generator_updates_separately():
   state, hist = run(c, 2)
   assert int(state.step) == 2
   # optax.adam's ScaleByAdamState carries its own update count.
-  assert int(state.d_opt_state[0].count) == 2 * 3
-  assert int(state.g_opt_state[0].count) == 2 * 2
+  assert int(state.critic.opt_state[0].count) == 2 * 3
+  assert int(state.generator.opt_state[0].count) == 2 * 2
   assert all(np.isfinite(v) for h in hist for v in h.values())
 
 
@@ -91,7 +90,7 @@ def test_same_seed_same_run_and_seed_matters():
     np.testing.assert_array_equal(x, y)
   c.seed = 1
   other, _ = run(c, 2)
-  assert not np.allclose(a.g_params["conv_0"]["kernel"], other.g_params["conv_0"]["kernel"])
+  assert not np.allclose(a.generator.params["conv_0"]["kernel"], other.generator.params["conv_0"]["kernel"])
 
 
 def test_on_device_batches_equal_host_batches():
