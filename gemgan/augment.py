@@ -96,6 +96,13 @@ def parse_policy(policy: str) -> tuple[str, ...]:
   return ops
 
 
+def check_images(images: jax.Array, caller: str) -> None:
+  """Raises ValueError unless images are float [B, H, W, C] (shared with gemgan.ada)."""
+  if images.ndim != 4 or not jnp.issubdtype(images.dtype, jnp.floating):
+    raise ValueError(f"{caller} wants float NHWC images, got {images.dtype} "
+                     f"{images.shape}")
+
+
 def diff_augment(images: jax.Array, policy: str, rng: jax.Array,
                  strength: float | jax.Array = 1.0) -> jax.Array:
   """Applies the policy's ops in order, with independent draws per sample.
@@ -111,9 +118,7 @@ def diff_augment(images: jax.Array, policy: str, rng: jax.Array,
     Augmented images, same shape and dtype; differentiable w.r.t. `images`.
   """
   ops = parse_policy(policy)
-  if images.ndim != 4 or not jnp.issubdtype(images.dtype, jnp.floating):
-    raise ValueError(f"diff_augment wants float NHWC images, got {images.dtype} "
-                     f"{images.shape}")
+  check_images(images, "diff_augment")
   if not ops:
     return images
   strength = jnp.asarray(strength, jnp.float32)
