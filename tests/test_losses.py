@@ -85,3 +85,30 @@ def test_r1_penalty_quadratic():
   real = np.random.RandomState(2).randn(4, 2, 2, 3).astype(np.float32)
   np.testing.assert_allclose(losses.r1_penalty(critic, real),
                              np.mean(np.sum(real.reshape(4, -1) ** 2, axis=1)), rtol=1e-5)
+
+
+def test_rpgan_losses_closed_form_and_mirror():
+  real, fake = jnp.array([2.0, -1.0, 0.5]), jnp.array([0.0, 1.0, 0.5])
+  diff = np.asarray(real) - np.asarray(fake)
+  np.testing.assert_allclose(losses.rpgan_d_loss(real, fake),
+                             np.mean(np.log1p(np.exp(-diff))), rtol=1e-6)
+  np.testing.assert_allclose(losses.rpgan_g_loss(fake, real),
+                             np.mean(np.log1p(np.exp(diff))), rtol=1e-6)
+  # Only the pairwise difference matters (relativistic): a shift changes nothing.
+  np.testing.assert_allclose(losses.rpgan_d_loss(real + 7.0, fake + 7.0),
+                             losses.rpgan_d_loss(real, fake), rtol=1e-6)
+  np.testing.assert_allclose(losses.rpgan_d_loss(jnp.zeros(2), jnp.zeros(2)), np.log(2))
+
+
+def test_scores_and_penalty_equals_separate_forward_and_r1():
+  w = jax.random.normal(jax.random.PRNGKey(3), (2, 2, 3))
+  critic = lambda x: jnp.sum(jnp.tanh(x * w), axis=(1, 2, 3))
+  x = jax.random.normal(jax.random.PRNGKey(4), (4, 2, 2, 3))
+  scores, aux, pen = losses.scores_and_penalty(lambda v: (critic(v), "state"), x)
+  assert aux == "state"
+  np.testing.assert_allclose(scores, critic(x), rtol=1e-6)
+  # Independent: d/dx sum tanh(w x) = w (1 - tanh^2), per sample.
+  grads = np.asarray(w) * (1 - np.tanh(np.asarray(x) * np.asarray(w)) ** 2)
+  np.testing.assert_allclose(pen, np.mean(np.sum(grads.reshape(4, -1) ** 2, axis=1)),
+                             rtol=1e-5)
+  np.testing.assert_allclose(pen, losses.r1_penalty(critic, x), rtol=1e-6)

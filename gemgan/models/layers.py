@@ -127,11 +127,11 @@ class ProjectionHead(nn.Module):
   `features` are [B, C] (pooled by the caller); returns [B].
   """
   num_classes: int
-  init: Callable = nn.initializers.normal(0.02)
+  embedding_init: Callable = nn.initializers.normal(0.02)
 
   @nn.compact
   def __call__(self, features, labels):
-    table = self.param("projection", self.init, (self.num_classes, features.shape[-1]))
+    table = self.param("projection", self.embedding_init, (self.num_classes, features.shape[-1]))
     embed = class_embedding(table, labels)
     return jnp.sum(features * embed.astype(features.dtype), axis=-1)
 
