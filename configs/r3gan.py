@@ -20,6 +20,7 @@ Presets: (none) 96 px, width 64; `cpu32` 32 px, width 32; `quick` synthetic
 gems, CPU-sized. Durations: `--config.num_train_kimg=N` (the schedules follow
 it: schedule.kimg is tied to num_train_kimg).
 """
+from gemgan import ada
 from gemgan import config_lib
 
 
@@ -36,7 +37,7 @@ def get_config(preset: str = ""):
   c.n_critic = 1
   c.optimizer.update(g_lr=2e-4, d_lr=2e-4, b1=0.0, b2=0.9)
   c.ema.enabled = True
-  c.augment.ada_ops = "xflip,rotate90,translation,brightness,contrast,saturation,cutout"
+  c.augment.ada_ops = ",".join(ada.OPS)
   c.augment.ada_target = 0.6
   c.schedule.kimg = c.get_ref("num_train_kimg")
   c.schedule.update(lr_end=5e-5, b2_end=0.99, gamma_end=0.005)

@@ -13,6 +13,7 @@ Presets (`--config=configs/resnet.py:<preset>`, combine with commas):
   cpu32        32 px, width 32: the campaign's size on a 2-core CPU
   quick        synthetic gems at 32 px, CPU-sized
 """
+from gemgan import ada
 from gemgan import config_lib
 
 
@@ -32,7 +33,7 @@ def get_config(preset: str = ""):
       c.model.conditional = True
     elif part == "ada":
       c.augment.policy = ""
-      c.augment.ada_ops = "xflip,rotate90,translation,brightness,contrast,saturation,cutout"
+      c.augment.ada_ops = ",".join(ada.OPS)
       c.augment.ada_target = 0.6
     elif part == "attention":
       c.model.attention_res = 16 if c.data.image_size <= 32 else 32

@@ -7,6 +7,7 @@ fails in the first second with a message that names the key.
 import ml_collections
 from ml_collections import config_dict
 
+from gemgan import ada
 from gemgan import augment
 from gemgan import losses
 from gemgan import models
@@ -211,9 +212,8 @@ def _validate_augment_and_schedules(c):
   _check(not a.ada_target or a.ada_ops, "augment.ada_ops",
          "adaptive p (augment.ada_target > 0) needs ADA ops to apply")
   if a.ada_ops:
-    from gemgan import ada  # pylint: disable=g-import-not-at-top
     try:
-      ada.parse_ops(a.ada_ops)
+      ada.validate_ops(a.ada_ops)
     except ValueError as e:
       raise ConfigError(f"config.augment.ada_ops: {e}") from None
   _check(s.kimg >= 0, "schedule.kimg", "must be >= 0 (0: no schedules)")

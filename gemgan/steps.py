@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
+from gemgan import ada
 from gemgan import augment
 from gemgan import ema as ema_lib
 from gemgan import models
@@ -120,10 +121,8 @@ def images_from_indices(dataset_u8, indices, flips):
 
 def augment_fn(config: ml_collections.ConfigDict) -> Callable:
   """(images, key, p) -> images: DiffAugment and/or ADA, as the config says."""
-  policy, ada_ops = config.augment.policy, config.augment.ada_ops
-  if ada_ops:
-    from gemgan import ada  # pylint: disable=g-import-not-at-top
-    ada_ops = ada.parse_ops(ada_ops)
+  policy = config.augment.policy
+  ada_ops = ada.validate_ops(config.augment.ada_ops) if config.augment.ada_ops else ()
 
   def apply(x, key, p):
     k_diff, k_ada = jax.random.split(key)
@@ -145,10 +144,9 @@ def update_augment(config, aug: AugmentState, real_scores, images_seen) -> Augme
   sign_sum = aug.sign_sum + jnp.sum(jnp.sign(real_scores))
   count = aug.count + real_scores.size
   due = count >= a.ada_interval * config.batch_size * config.n_critic
-  from gemgan import ada  # pylint: disable=g-import-not-at-top
+  # Each iteration shows the critic batch_size * n_critic real images.
   p = ada.update_p(aug.p, sign_sum / jnp.maximum(count, 1.0), target=a.ada_target,
-                   batch_size=config.batch_size * config.n_critic,
-                   interval_images=a.ada_interval * config.batch_size * config.n_critic,
+                   batch_size=config.batch_size * config.n_critic, interval=a.ada_interval,
                    speed_kimg=a.ada_kimg)
   return AugmentState(p=jnp.where(due, p, aug.p), sign_sum=jnp.where(due, 0.0, sign_sum),
                       count=jnp.where(due, 0.0, count))

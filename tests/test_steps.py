@@ -113,3 +113,54 @@ def test_unrolled_critic_loop_gives_the_same_step():
   unrolled = jax.jit(steps.make_train_step(c, g, d, unroll_critic=True))(state, batch)
   for a, b in zip(jax.tree_util.tree_leaves(looped), jax.tree_util.tree_leaves(unrolled)):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+from configs import hinge_sn as hinge_config  # noqa: E402
+from configs import r3gan as r3gan_config  # noqa: E402
+from configs import resnet as resnet_config  # noqa: E402
+
+
+@pytest.mark.parametrize("module,preset,width", [
+    (resnet_config, "", 4),  # hinge + SN + EMA + DiffAugment
+    (resnet_config, "ada,conditional", 4),  # ADA + conditional BN + projection
+    (hinge_config, "r1", 4),  # lazy R1
+    (r3gan_config, "", 8),  # RpGAN + R1 + R2 + ADA + cosine schedules
+])
+def test_every_recipe_trains_inside_the_real_step(module, preset, width):
+  c = tiny(module, preset)
+  c.model.width, c.model.group_width = width, 4
+  c.num_train_kimg = 0.1
+  state, hist = run(c, 3)
+  assert int(state.step) == 3
+  assert all(np.isfinite(v) for h in hist for v in h.values()), hist[-1]
+  if c.r1_weight:
+    assert hist[0]["r1_penalty"] > 0
+  if c.r2_weight:
+    assert hist[-1]["r2_penalty"] > 0
+
+
+def test_ada_probability_follows_its_update_rule_inside_the_step():
+  c = tiny(resnet_config, "ada", n_critic=1)
+  c.augment.p, c.augment.ada_interval, c.augment.ada_kimg = 0.5, 1, 0.1
+  state, hist = run(c, 3)
+  p = 0.5
+  for h in hist:  # every iteration: p += sign(r_t - 0.6) * batch / (kimg * 1000)
+    p = float(np.clip(p + np.sign(h["overfit_rt"] - 0.6) * c.batch_size / 100.0, 0, 1))
+    np.testing.assert_allclose(h["augment_p"], p, rtol=1e-6)
+  np.testing.assert_allclose(state.augment.p, p, rtol=1e-6)
+
+
+def test_r3gan_schedules_reach_their_ends():
+  from gemgan import schedules  # pylint: disable=g-import-not-at-top
+  c = r3gan_config.get_config()
+  c.num_train_kimg = 10.0  # schedule.kimg follows it
+  assert c.schedule.kimg == 10.0
+  np.testing.assert_allclose(schedules.value(c, "b2", 0.9, 0.0), 0.9)
+  np.testing.assert_allclose(schedules.value(c, "b2", 0.9, 5_000.0), 0.945, rtol=1e-6)
+  np.testing.assert_allclose(schedules.value(c, "b2", 0.9, 20_000.0), 0.99, rtol=1e-6)
+  tx = steps.make_optimizer(c, c.optimizer.g_lr)
+  opt = tx.init({"w": jnp.zeros(2)})
+  for _ in range(200):  # 200 updates x batch 64 = 12.8k images: past the end
+    _, opt = tx.update({"w": jnp.ones(2)}, opt)
+  np.testing.assert_allclose(opt.hyperparams["learning_rate"], 5e-5, rtol=1e-5)
+  np.testing.assert_allclose(opt.hyperparams["b2"], 0.99, rtol=1e-6)
