@@ -12,8 +12,8 @@ Workdirs go to `experiments/runs/` (ignored by git); rerunning resumes them.
 """
 import argparse
 import json
-import math
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -21,18 +21,30 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REAL_GEMS = os.path.join(os.path.dirname(ROOT), "shared", "data", "gemstones")
 
-# name -> (config file and preset, overrides, batch, n_critic, description)
+# name -> (config file and preset, overrides, description). Lengths are in
+# kimg (config.num_train_kimg): each config turns them into its own steps.
 RECIPES = {
-    "seed_dcgan": ("configs/dcgan.py:seed", {}, 128, 1, "notebook DCGAN"),
-    "hinge_sn": ("configs/hinge_sn.py", {}, 64, 2, "hinge + SN + EMA + DiffAugment"),
-    "hinge_sn_cond": ("configs/hinge_sn.py:conditional", {}, 64, 2,
+    "seed_dcgan": ("configs/dcgan.py:seed", {}, "notebook DCGAN"),
+    "hinge_sn": ("configs/hinge_sn.py", {}, "hinge + SN + EMA + DiffAugment"),
+    "hinge_sn_cond": ("configs/hinge_sn.py:conditional", {},
                       "hinge + SN + EMA + DiffAugment, class-conditional"),
-    "wgan_gp": ("configs/wgan_gp.py", {}, 64, 5, "our WGAN-GP default (no norm in critic)"),
-    "seed_wgan_gp": ("configs/wgan_gp.py:seed", {}, 10, 1,
+    "wgan_gp": ("configs/wgan_gp.py", {}, "our WGAN-GP default (no norm in critic)"),
+    "seed_wgan_gp": ("configs/wgan_gp.py:seed", {},
                      "notebook WGAN-GP (BN+dropout critic, 2 G steps)"),
-    "wgan_gp_ema_diffaug": ("configs/wgan_gp.py:ema_diffaug", {}, 64, 5,
+    "wgan_gp_ema_diffaug": ("configs/wgan_gp.py:ema_diffaug", {},
                             "WGAN-GP + EMA + DiffAugment"),
+    "resnet": ("configs/resnet.py", {}, "ResNet + hinge + SN + EMA + DiffAugment"),
+    "resnet_ada": ("configs/resnet.py:ada", {}, "ResNet + hinge + SN + EMA + ADA"),
+    "resnet_cond": ("configs/resnet.py:conditional", {},
+                    "ResNet + hinge + SN + EMA + DiffAugment, class-conditional"),
+    "r3gan": ("configs/r3gan.py", {}, "R3GAN: RpGAN + R1 + R2, normalisation-free ResNet"),
 }
+
+
+def _child_cpu_seconds() -> float:
+  """User + system CPU time of finished children: compute spent, whatever the load."""
+  usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+  return usage.ru_utime + usage.ru_stime
 
 
 def _run(cmd, log_path):
@@ -62,21 +74,22 @@ def main():
   results = json.load(open(results_path)) if os.path.exists(results_path) else {}
 
   for name in args.recipes.split(","):
-    config, overrides, batch, n_critic, what = RECIPES[name]
-    steps = math.ceil(args.kimg * 1000 / (batch * n_critic))
+    config, overrides, what = RECIPES[name]
     workdir = os.path.join(ROOT, "experiments", "runs", f"{os.path.basename(args.out)}_{name}")
     os.makedirs(workdir, exist_ok=True)
     log = os.path.join(workdir, "compare.log")
     flags = {"data.manual_dir": args.manual_dir, "data.data_dir": args.data_dir,
              "data.image_size": args.image_size, "model.width": args.width,
-             "num_train_steps": steps, "log_every_steps": max(steps // 40, 1),
-             "sample_every_steps": max(steps // 5, 1),
-             "checkpoint_every_steps": max(steps // 5, 1),
+             "num_train_kimg": args.kimg, "log_every_steps": 50,
+             "sample_every_steps": 1000, "checkpoint_every_steps": 1000,
              "model.conv_impl": args.conv_impl, **overrides}
-    t0 = time.time()
+    t0, cpu0 = time.time(), _child_cpu_seconds()
     _run([sys.executable, "-m", "gemgan.main", f"--config={config}", f"--workdir={workdir}"]
          + [f"--config.{k}={v}" for k, v in flags.items()], log)
-    train_s = time.time() - t0
+    train_s, cpu_s = time.time() - t0, _child_cpu_seconds() - cpu0
+    with open(os.path.join(workdir, "config.json")) as f:
+      saved = json.load(f)
+    steps, batch, n_critic = saved["num_train_steps"], saved["batch_size"], saved["n_critic"]
     grid = os.path.join(args.out, f"{name}.png")
     _run([sys.executable, "-m", "gemgan.sample", f"--workdir={workdir}", "--num=64",
           "--seed=0", f"--out={grid}"], log)
@@ -89,7 +102,8 @@ def main():
       raise RuntimeError(f"evaluate failed for {name}; see {log}")
     metrics = json.loads(out.stdout.strip().splitlines()[-1])
     results[name] = {"what": what, "config": config, "steps": steps, "batch": batch,
-                     "n_critic": n_critic, "train_seconds": train_s, "metrics": metrics}
+                     "n_critic": n_critic, "train_seconds": train_s, "cpu_seconds": cpu_s,
+                     "kimg": args.kimg, "metrics": metrics}
     with open(results_path, "w") as f:
       json.dump(results, f, indent=1)
     write_table(results, args)
