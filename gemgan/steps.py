@@ -25,6 +25,7 @@ from gemgan import models
 from gemgan import monitors
 from gemgan import objectives
 from gemgan import schedules
+from gemgan import visualize
 
 Variables = Any
 
@@ -114,7 +115,7 @@ def create_train_state(config: ml_collections.ConfigDict, generator: nn.Module,
 
 def images_from_indices(dataset_u8, indices, flips):
   """On-device batch: gather uint8 images, flip, scale to [-1, 1] float32."""
-  images = dataset_u8[indices].astype(jnp.float32) / 127.5 - 1.0
+  images = visualize.from_uint8(dataset_u8[indices])
   flipped = jnp.flip(images, axis=-2)
   return jnp.where(flips[..., None, None, None], flipped, images)
 

@@ -182,7 +182,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> steps
       logger.image(step, "samples", grid[None])
       visualize.plot_curves(visualize.read_jsonl(logger.path), os.path.join(workdir,
                                                                             "curves.png"))
-    diversity = float(monitors.sample_diversity(images.astype(np.float32) / 127.5 - 1.0))
+    diversity = float(monitors.sample_diversity(visualize.from_uint8(images)))
     logger.scalars(step, {"sample_diversity": diversity}, console=False)
     warn(monitors.check_alarms({"step": step, "sample_diversity": diversity}, None,
                                config.monitor.collapse_threshold), "collapse")

@@ -14,6 +14,11 @@ def to_uint8(images) -> np.ndarray:
   return np.clip(np.rint((images + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
+def from_uint8(images):
+  """uint8 [0, 255] -> float32 in [-1, 1]; numpy or JAX arrays (jittable)."""
+  return images.astype(np.float32) / 127.5 - 1.0
+
+
 def image_grid(images: np.ndarray, ncols: Optional[int] = None, pad: int = 2,
                pad_value: int = 255) -> np.ndarray:
   """uint8 [N, H, W, C] -> one uint8 picture with the images in rows.

@@ -10,12 +10,11 @@ from configs import resnet as resnet_config
 from gemgan import models
 from gemgan.models import layers
 from gemgan.models import r3gan
+from tests.tiny import tiny_config
 
 
 def _tiny(module, preset="", size=16, width=8):
-  c = module.get_config(preset)
-  c.data.image_size, c.model.width, c.model.latent_dim = size, width, 8
-  return c
+  return tiny_config(module, preset, size, width)
 
 
 def _init(c, num_classes=0, batch=2):

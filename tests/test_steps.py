@@ -8,15 +8,10 @@ from configs import dcgan as dcgan_config
 from configs import wgan_gp as wgan_config
 from gemgan import models
 from gemgan import steps
+from tests.tiny import tiny_config
 
 
-def tiny(module, preset="", **overrides):
-  c = module.get_config(preset)
-  c.data.image_size, c.model.width, c.batch_size = 16, 4, 8
-  c.model.latent_dim = 8
-  for k, v in overrides.items():
-    c[k] = v
-  return c
+tiny = tiny_config
 
 
 def real_batch(c, seed=0):
