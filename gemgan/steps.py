@@ -8,6 +8,7 @@ resumed run draws the same numbers as an unbroken one. The objectives live in
 `gemgan.objectives`; this module holds the critic scan, the optimizer updates,
 EMA and ADA's probability update.
 """
+import dataclasses
 import functools
 from typing import Any, Callable
 
@@ -162,6 +163,69 @@ def _penalty_weights(config, images_seen) -> objectives.PenaltyWeights:
                                    r1=config.r1_weight * gamma, r2=config.r2_weight * gamma)
 
 
+@dataclasses.dataclass(frozen=True)
+class _Nets:
+  """What the step's pieces share: the config, both modules, optimizers, augmentation."""
+  config: ml_collections.ConfigDict
+  generator: nn.Module
+  critic: nn.Module
+  g_tx: optax.GradientTransformation
+  d_tx: optax.GradientTransformation
+  augment: Callable
+
+  def run_critic(self, d_params, labels, p):
+    """The objectives' `run_critic`: the critic at `d_params` on augmented images."""
+    def run(x, d_state, key):
+      aug_key, drop_key = jax.random.split(key)
+      out, new = self.critic.apply({"params": d_params, **d_state}, self.augment(x, aug_key, p),
+                                   labels, train=True, mutable=list(d_state),
+                                   rngs={"dropout": drop_key})
+      return out, {**d_state, **new}
+    return run
+
+  def generate(self, g: NetState, g_params, z, labels):
+    out, new = self.generator.apply({"params": g_params, **g.state}, z, labels, train=True,
+                                    mutable=list(g.state))
+    return out, {**g.state, **new}
+
+  def latent(self, key, batch: int):
+    return sample_latent(key, batch, self.config.model.latent_dim, self.config.latent_dist)
+
+
+def _critic_update(nets: _Nets, d: NetState, inputs, g: NetState, p, weights):
+  """One critic update on one real batch (a `lax.scan` body)."""
+  real, labels, key, index = inputs
+  k_z, k_obj = jax.random.split(key)
+  fake, _ = nets.generate(g, g.params, nets.latent(k_z, real.shape[0]), labels)
+  fake = jax.lax.stop_gradient(fake)
+
+  def loss_fn(d_params):
+    return objectives.critic_objective(nets.config, nets.run_critic(d_params, labels, p),
+                                       d.state, real, fake, k_obj, index, weights)
+
+  (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(d.params)
+  updates, opt_state = nets.d_tx.update(grads, d.opt_state, d.params)
+  d = NetState(optax.apply_updates(d.params, updates), aux["state"], opt_state)
+  return d, _critic_metrics(loss, aux, grads)
+
+
+def _generator_update(nets: _Nets, g: NetState, d: NetState, real, labels, key, p):
+  """One generator update against the (just updated) critic."""
+  k_z, k_obj = jax.random.split(key)
+  z = nets.latent(k_z, real.shape[0])
+
+  def loss_fn(g_params):
+    fake, g_state = nets.generate(g, g_params, z, labels)
+    loss, fake_out = objectives.generator_objective(
+        nets.config, nets.run_critic(d.params, labels, p), d.state, fake, real, k_obj)
+    return loss, (g_state, fake_out)
+
+  (loss, (g_state, fake_out)), grads = jax.value_and_grad(loss_fn, has_aux=True)(g.params)
+  updates, opt_state = nets.g_tx.update(grads, g.opt_state, g.params)
+  g = NetState(optax.apply_updates(g.params, updates), g_state, opt_state)
+  return g, {"g_loss": loss, "g_fake": jnp.mean(fake_out), "g_grad_norm": optax.global_norm(grads)}
+
+
 def make_train_step(config: ml_collections.ConfigDict, generator: nn.Module,
                     critic: nn.Module, unroll_critic: bool = False) -> Callable:
   """Returns `train_step(state, batch) -> (state, metrics)` (not yet jitted).
@@ -174,56 +238,7 @@ def make_train_step(config: ml_collections.ConfigDict, generator: nn.Module,
   `unroll_critic` unrolls it (same results; for XLA's cost analysis, which
   counts a loop body once).
   """
-  g_tx, d_tx = make_optimizers(config)
-  latent_dim, latent_dist = config.model.latent_dim, config.latent_dist
-  augment_images = augment_fn(config)
-
-  def critic_runner(d_params, labels, p):
-    """The objectives' `run_critic`: the critic at `d_params` on augmented images."""
-    def run(x, d_state, key):
-      aug_key, drop_key = jax.random.split(key)
-      out, new = critic.apply({"params": d_params, **d_state}, augment_images(x, aug_key, p),
-                              labels, train=True, mutable=list(d_state),
-                              rngs={"dropout": drop_key})
-      return out, {**d_state, **new}
-    return run
-
-  def generate(g: NetState, g_params, z, labels):
-    out, new = generator.apply({"params": g_params, **g.state}, z, labels, train=True,
-                               mutable=list(g.state))
-    return out, {**g.state, **new}
-
-  def critic_update(d: NetState, inputs, g: NetState, p, weights):
-    real, labels, key, index = inputs
-    k_z, k_obj = jax.random.split(key)
-    fake, _ = generate(g, g.params, sample_latent(k_z, real.shape[0], latent_dim, latent_dist),
-                       labels)
-    fake = jax.lax.stop_gradient(fake)
-
-    def loss_fn(d_params):
-      return objectives.critic_objective(config, critic_runner(d_params, labels, p), d.state,
-                                         real, fake, k_obj, index, weights)
-
-    (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(d.params)
-    updates, opt_state = d_tx.update(grads, d.opt_state, d.params)
-    d = NetState(optax.apply_updates(d.params, updates), aux["state"], opt_state)
-    return d, _critic_metrics(loss, aux, grads)
-
-  def generator_update(g: NetState, d: NetState, real, labels, key, p):
-    k_z, k_obj = jax.random.split(key)
-    z = sample_latent(k_z, real.shape[0], latent_dim, latent_dist)
-
-    def loss_fn(g_params):
-      fake, g_state = generate(g, g_params, z, labels)
-      loss, fake_out = objectives.generator_objective(
-          config, critic_runner(d.params, labels, p), d.state, fake, real, k_obj)
-      return loss, (g_state, fake_out)
-
-    (loss, (g_state, fake_out)), grads = jax.value_and_grad(loss_fn, has_aux=True)(g.params)
-    updates, opt_state = g_tx.update(grads, g.opt_state, g.params)
-    g = NetState(optax.apply_updates(g.params, updates), g_state, opt_state)
-    return g, {"g_loss": loss, "g_fake": jnp.mean(fake_out),
-               "g_grad_norm": optax.global_norm(grads)}
+  nets = _Nets(config, generator, critic, *make_optimizers(config), augment_fn(config))
 
   def train_step(state: TrainState, batch):
     images, labels = _batch_images(batch), batch["label"]
@@ -233,15 +248,15 @@ def make_train_step(config: ml_collections.ConfigDict, generator: nn.Module,
     p = state.augment.p
     critic_keys = jax.random.split(jax.random.fold_in(key, 0), n_critic)
     d, d_metrics = jax.lax.scan(
-        functools.partial(critic_update, g=state.generator, p=p,
+        functools.partial(_critic_update, nets, g=state.generator, p=p,
                           weights=_penalty_weights(config, images_seen)),
         state.critic, (images, labels, critic_keys, jnp.arange(n_critic)), unroll=unroll_critic)
     real_scores = d_metrics.pop("real_scores")
     d_metrics = jax.tree_util.tree_map(jnp.mean, d_metrics)
     g = state.generator
     for i in range(config.n_generator):  # usually 1; the notebook's WGAN-GP did 2
-      g, g_metrics = generator_update(g, d, images[-1], labels[-1],
-                                      jax.random.fold_in(key, 1 + i), p)
+      g, g_metrics = _generator_update(nets, g, d, images[-1], labels[-1],
+                                       jax.random.fold_in(key, 1 + i), p)
     aug = update_augment(config, state.augment, real_scores, images_seen)
     new_state = state.replace(step=state.step + 1, generator=g, critic=d, augment=aug,
                               ema_params=_ema(config, state.ema_params, g.params, images_seen))
