@@ -7,7 +7,8 @@ r"""Sample quality: FID, KID, precision/recall (Inception features) and SWD (pix
 
 Both print one JSON line (the run mode also writes it to
 `DIR/eval/step_<N>.json`) with `fid`, `kid_mean`, `kid_std`, `precision`,
-`recall`, `swd_<res>` per pyramid level and `swd_mean`, the set sizes, and
+`recall`, `density`, `coverage` (Naeem et al. 2020, k=5; `coverage_expected` is
+what identical distributions score at these sizes), `swd_<res>` per pyramid level and `swd_mean`, the set sizes, and
 `floor`: the same metrics between two disjoint halves of the real set (what a
 perfect generator would score at that N). FID is pytorch-fid's (same
 weights, same resize, same formula); it is biased upward at small N, so
@@ -29,6 +30,7 @@ import jax
 import ml_collections
 import numpy as np
 
+from gemgan.metrics import density_coverage as dc_lib
 from gemgan.metrics import fid as fid_lib
 from gemgan.metrics import image_files
 from gemgan.metrics import inception
@@ -41,7 +43,8 @@ PR_K = 3
 KID_SUBSETS = 100
 KID_SUBSET_SIZE = 1000
 # Kynkäänniemi et al. used VGG-16 features; these are on the FID network's.
-PR_FEATURES = f"FID InceptionV3 pool features (2048-d), k={PR_K}"
+PR_FEATURES = (f"FID InceptionV3 pool features (2048-d), k={PR_K} "
+               f"(density/coverage k={dc_lib.DEFAULT_K})")
 
 
 class Evaluator:
@@ -49,8 +52,9 @@ class Evaluator:
 
   Holds the real features (and their FID statistics and k-NN radii) and the
   real uint8 images (for SWD). `evaluator(fake_uint8)` -> dict of floats.
-  Precision/recall and SWD use a fixed random subset of the real set of the
-  fake set's size (both depend on N); FID and KID use every real image.
+  Precision/recall, density/coverage and SWD use a fixed random subset of the
+  real set of the fake set's size (all depend on N); FID and KID use every
+  real image.
   """
 
   def __init__(self, real_features: np.ndarray, real_images: Optional[np.ndarray],
@@ -66,7 +70,7 @@ class Evaluator:
     self.kid_subsets, self.kid_subset_size = kid_subsets, kid_subset_size
     self.cache_stem = cache_stem
     self._real_stats = fid_lib.feature_statistics(self.real_features)
-    self._radii = {}  # subset size -> (indices, k-NN radii)
+    self._radii = {}  # subset size -> (indices, P/R radii, density/coverage radii)
 
   @classmethod
   def from_images(cls, real_images: np.ndarray, *, name: str = "real", weights: str = "",
@@ -90,7 +94,7 @@ class Evaluator:
       total = len(self.real_features)
       idx = np.arange(total) if n >= total else np.sort(
           np.random.default_rng(self.seed).choice(total, n, replace=False))
-      self._radii[n] = (idx, pr_lib.knn_radii(self.real_features[idx], PR_K))
+      self._radii[n] = (idx,) + _radii(self.real_features[idx])
     return self._radii[n]
 
   def __call__(self, fake_images: np.ndarray,
@@ -103,7 +107,7 @@ class Evaluator:
                          self._real_subset(len(fake_features)), self.real_images)
 
   def _metrics(self, real_f, real_stats, fake_f, fake_images, subset, real_images):
-    idx, radii = subset
+    idx, radii, dc_radii = subset
     t0 = time.time()
     out = {"fid": fid_lib.frechet_distance(*real_stats, *fid_lib.feature_statistics(fake_f))}
     size = min(self.kid_subset_size, len(real_f), len(fake_f))
@@ -111,6 +115,9 @@ class Evaluator:
         real_f, fake_f, self.kid_subsets, size)
     out["kid_subset_size"] = size
     out["precision"], out["recall"] = pr_lib.precision_recall(real_f[idx], fake_f, PR_K, radii)
+    out["density"], out["coverage"] = dc_lib.density_coverage(real_f[idx], fake_f,
+                                                               dc_lib.DEFAULT_K, dc_radii)
+    out["coverage_expected"] = dc_lib.expected_coverage(len(idx), len(fake_f))
     if real_images is not None and fake_images is not None:
       if real_images.shape[1:] == fake_images.shape[1:]:
         out.update(swd_lib.swd(real_images[idx], fake_images, self.seed))
@@ -132,13 +139,18 @@ class Evaluator:
       images = self.real_images
       return self._metrics(fa, fid_lib.feature_statistics(fa), fb,
                            None if images is None else images[b],
-                           (np.arange(len(a)), pr_lib.knn_radii(fa, PR_K)),
+                           (np.arange(len(a)),) + _radii(fa),
                            None if images is None else images[a])
 
     if self.cache_stem is None:
       return compute()
-    key = f"_floor_s{self.seed}_kid{self.kid_subsets}x{self.kid_subset_size}.json"
+    key = f"_floor_v2_s{self.seed}_kid{self.kid_subsets}x{self.kid_subset_size}.json"
     return real_stats.cached_json(self.cache_stem + key, compute)
+
+
+def _radii(real_f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """k-NN radii of a real subset for precision/recall and for density/coverage."""
+  return pr_lib.knn_radii(real_f, PR_K), pr_lib.knn_radii(real_f, dc_lib.DEFAULT_K)
 
 
 def _check_images(images, what: str):
@@ -210,10 +222,12 @@ class TrainingEvaluator:
     t0 = time.time()
     metrics = self.evaluator(self.generate(state, sample_fn))
     logger.scalars(step, {f"eval/{k}": v for k, v in metrics.items()
-                          if not k.startswith("num_") and k != "kid_subset_size"}, console=False)
-    logging.info("eval step %d: FID %.2f  KID %.4f ± %.4f  P %.3f  R %.3f  SWD %.2f  (%.0f s)",
-                 step, metrics["fid"], metrics["kid_mean"], metrics["kid_std"],
-                 metrics["precision"], metrics["recall"], metrics.get("swd_mean", float("nan")),
+                          if not k.startswith("num_")
+                          and k not in ("kid_subset_size", "coverage_expected")}, console=False)
+    logging.info("eval step %d: FID %.2f  KID %.4f ± %.4f  P %.3f  R %.3f  D %.3f  C %.3f  "
+                 "SWD %.2f  (%.0f s)", step, metrics["fid"], metrics["kid_mean"],
+                 metrics["kid_std"], metrics["precision"], metrics["recall"],
+                 metrics["density"], metrics["coverage"], metrics.get("swd_mean", float("nan")),
                  time.time() - t0)
     if metrics["fid"] < self.best_fid:
       self.best_fid = metrics["fid"]
