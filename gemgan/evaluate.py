@@ -10,7 +10,8 @@ Both print one JSON line (the run mode also writes it to
 `recall`, `density`, `coverage` (Naeem et al. 2020, k=5; `coverage_expected` is
 what identical distributions score at these sizes), `swd_<res>` per pyramid level and `swd_mean`, the set sizes, and
 `floor`: the same metrics between two disjoint halves of the real set (what a
-perfect generator would score at that N). FID is pytorch-fid's (same
+perfect generator would score at that N). Conditional runs add `per_class`:
+each class' FID and its own real-vs-real floor (see `gemgan.metrics.per_class`). FID is pytorch-fid's (same
 weights, same resize, same formula); it is biased upward at small N, so
 compare FIDs only at equal N and prefer KID for small sets.
 
@@ -35,6 +36,7 @@ from gemgan.metrics import fid as fid_lib
 from gemgan.metrics import image_files
 from gemgan.metrics import inception
 from gemgan.metrics import kid as kid_lib
+from gemgan.metrics import per_class as per_class_lib
 from gemgan.metrics import precision_recall as pr_lib
 from gemgan.metrics import real_stats
 from gemgan.metrics import swd as swd_lib
@@ -281,6 +283,35 @@ def evaluate_run(workdir: str, num_samples: int = 0, step: Optional[int] = None,
   out.update(ev(fake))
   out["floor"] = ev.floor()
   out["precision_recall_on"] = PR_FEATURES
+  if gen.num_classes:
+    out["per_class"] = per_class_metrics(gen, ev, info.labels, info.class_names, seed,
+                                         batch_size)
+  return out
+
+
+def per_class_metrics(gen, ev: Evaluator, real_labels: np.ndarray, class_names, seed: int = 0,
+                      batch_size: int = 50) -> dict:
+  """Per-class FID of a conditional Sampler `gen` and its floor (see `metrics.per_class`).
+
+  Generates |B_c| samples of each class c (about half its photos), so the
+  whole set costs about half the real set's size in Inception passes.
+  """
+  if real_labels is None or len(real_labels) != len(ev.real_features):
+    raise ValueError("per-class FID needs one label per real feature")
+  num_classes = gen.num_classes
+  if int(np.max(real_labels)) >= num_classes:
+    raise ValueError(f"real labels reach {int(np.max(real_labels))} but the generator has "
+                     f"{num_classes} classes")
+  counts = per_class_lib.fake_counts(real_labels, num_classes, seed)
+  labels = np.repeat(np.arange(num_classes), counts).astype(np.int32)
+  t0 = time.time()
+  fake_f = ev.extractor(gen.generate(len(labels), seed=seed, batch_size=batch_size,
+                                     labels=labels))
+  out = per_class_lib.per_class_fid(ev.real_features, real_labels, fake_f, labels,
+                                    num_classes, seed, class_names)
+  logging.info("Per-class FID of %d classes (%d samples) in %.0f s: mean %.1f, floor %.1f",
+               num_classes, len(labels), time.time() - t0, out["intra_fid"],
+               out["intra_fid_floor"])
   return out
 
 

@@ -48,3 +48,32 @@ def test_per_class_fid_floor_and_a_wrong_class():
   with pytest.raises(ValueError, match="'c': 0 fake"):
     per_class.per_class_fid(real, real_labels, fake[:40], fake_labels[:40], 3,
                             class_names="abc")
+
+
+def test_evaluate_per_class_metrics_with_a_toy_sampler():
+  from gemgan import evaluate
+  rng = np.random.default_rng(4)
+  colours = rng.integers(0, 256, (3, 3))
+  real_labels = np.repeat(np.arange(3), 8)
+  noise = lambda n: rng.integers(-20, 21, (n, 4, 4, 3))  # noqa: E731
+  real = np.clip(colours[real_labels][:, None, None] + noise(24), 0, 255).astype(np.uint8)
+  extractor = lambda images: images.reshape(len(images), -1).astype(np.float64)  # noqa: E731
+
+  class Sampler:  # draws class (c + shift) % 3 when asked for class c
+    num_classes, shift = 3, 0
+
+    def generate(self, num, seed, batch_size, labels):
+      del seed, batch_size
+      c = (labels + self.shift) % 3
+      return np.clip(colours[c][:, None, None] + noise(num), 0, 255).astype(np.uint8)
+
+  ev = evaluate.Evaluator(extractor(real), real, extractor)
+  gen = Sampler()
+  good = evaluate.per_class_metrics(gen, ev, real_labels, ["x", "y", "z"])
+  gen.shift = 1
+  bad = evaluate.per_class_metrics(gen, ev, real_labels, ["x", "y", "z"])
+  assert [v["num_fake"] for v in good["classes"].values()] == [4, 4, 4]
+  assert bad["intra_fid"] > 10 * good["intra_fid"]
+  assert good["intra_fid_floor"] == bad["intra_fid_floor"]
+  with pytest.raises(ValueError, match="one label per real feature"):
+    evaluate.per_class_metrics(gen, ev, real_labels[:5], None)
