@@ -167,7 +167,9 @@ def run_section(run: dict) -> str:
            "<h3>Curves</h3>"]
   eval_keys = sorted({k for r in records for k in r if k.startswith("eval/")})
   for title, keys in CURVE_GROUPS + (("eval", tuple(eval_keys)),):
-    if any(k in r for r in records for k in keys):
+    # A signal that is 0 throughout (r1_penalty of a run without R1) is left out.
+    keys = [k for k in keys if any(r.get(k, 0) != 0 for r in records)]
+    if keys:
       parts.append(_img(curves_png(records, keys), f"{title} curves", cls="curves"))
   alarms = fired_alarms(records, run["config"])
   parts.append(f"<h3>Alarms ({len(alarms)})</h3>")
@@ -177,7 +179,8 @@ def run_section(run: dict) -> str:
       f"<figure>{_img(_file_bytes(g), f'step {_step_of(g)}', cls='thumb')}"
       f"<figcaption>step {_step_of(g)}</figcaption></figure>" for g in grids) + "</div>")
   if run["walk"]:
-    parts += ["<h3>Latent walk</h3>", _img(_file_bytes(run["walk"]), "latent walk", "image/gif")]
+    parts += ["<h3>Latent walk</h3>", _img(_file_bytes(run["walk"]), "latent walk", "image/gif",
+                                                   cls="walk")]
   parts += ["<h3>Dataset</h3>", _dataset_html(run), "<h3>Config</h3>",
             f"<details><summary>config.json</summary><pre>"
             f"{html.escape(json.dumps(run['config'], indent=1))}</pre></details>"]
@@ -187,7 +190,7 @@ def run_section(run: dict) -> str:
 STYLE = """body{font-family:sans-serif;margin:1em;background:#fafafa}
 main{display:grid;grid-template-columns:repeat(var(--runs),minmax(0,1fr));gap:1.5em}
 img.large{width:100%;max-width:640px;image-rendering:pixelated}
-img.curves{max-width:100%} img.thumb{width:160px;image-rendering:pixelated}
+img.curves{max-width:100%} img.walk{height:256px;image-rendering:pixelated} img.thumb{width:160px;image-rendering:pixelated}
 .strip{display:flex;flex-wrap:wrap;gap:.5em} figure{margin:0;text-align:center}
 table{border-collapse:collapse} td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}
 .missing{color:#a60} .path{color:#666;font-size:small} pre{font-size:small;overflow:auto}"""
