@@ -325,3 +325,8 @@ def test_importing_evaluate_defines_no_flags():
   code = ("from absl import flags; flags.DEFINE_string('workdir', None, ''); "
           "import gemgan.evaluate; assert 'num_samples' not in flags.FLAGS")
   subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO_ROOT)
+
+
+def test_inception_progress_shows_rate_and_eta():
+  assert inception.progress(100, 400, 20.0) == "100/400 images, 5.0 images/s, ETA 1:00"
+  assert inception.progress(100, None, 20.0) == "100 images, 5.0 images/s"
