@@ -150,7 +150,12 @@ def _dataset_html(run: dict) -> str:
   if d is None:
     return (f"<p>{html.escape(str(data.get('name', '?')))} at {data.get('image_size', '?')} px"
             " (no prepared-dataset summary found: synthetic data, or prepared elsewhere)</p>")
-  return f"<pre>{html.escape(json.dumps(d, indent=1))}</pre>"
+  def counts(m):
+    return ", ".join(f"{k} {v}" for k, v in (m or {}).items()) or "none"
+  return (f"<p>{html.escape(str(data.get('name', '?')))} at {data.get('image_size', '?')} px "
+          f"from {html.escape(str(d.get('source', '?')))}: kept {html.escape(counts(d.get('kept')))};"
+          f" skipped {html.escape(counts(d.get('skipped')))}; converted "
+          f"{html.escape(counts(d.get('converted')))}</p>")
 
 
 def run_section(run: dict) -> str:
@@ -177,7 +182,8 @@ def run_section(run: dict) -> str:
                if alarms else "<p>none fired (recomputed from metrics.jsonl)</p>")
   parts.append("<h3>Samples over training</h3><div class=strip>" + "".join(
       f"<figure>{_img(_file_bytes(g), f'step {_step_of(g)}', cls='thumb')}"
-      f"<figcaption>step {_step_of(g)}</figcaption></figure>" for g in grids) + "</div>")
+      f"<figcaption>step {_step_of(g)}</figcaption></figure>" for g in grids) + "</div>"
+      if grids else "<p class=missing>no samples/step_N.png yet</p>")
   if run["walk"]:
     parts += ["<h3>Latent walk</h3>", _img(_file_bytes(run["walk"]), "latent walk", "image/gif",
                                                    cls="walk")]

@@ -92,3 +92,17 @@ def test_chromium_renders_the_page_with_images_loaded(fake_workdir, tmp_path):
                  capture_output=True, timeout=120, check=True)
   pixels = np.asarray(Image.open(shot).convert("L"), np.float32)
   assert pixels.shape[0] > 500 and pixels.std() > 20  # not blank: text, grids, curves
+
+
+def test_dataset_summary_from_prepared_metadata(tmp_path):
+  meta = tmp_path / "tfds" / "gemstones" / "32" / "1.0.0" / "metadata.json"
+  meta.parent.mkdir(parents=True)
+  meta.write_text(json.dumps({"report": {"source": "/photos", "kept": {"train": 4398},
+                                         "skipped": {"corrupt": 2}, "converted": {}}}))
+  config = {"data": {"name": "gemstones", "image_size": 32, "data_dir": str(tmp_path / "tfds")}}
+  assert report.dataset_summary(config)["skipped"] == {"corrupt": 2}
+  (tmp_path / "run").mkdir()
+  (tmp_path / "run" / "config.json").write_text(json.dumps(config))
+  page = report.render_page([report.load_run(str(tmp_path / "run"))])
+  assert "kept train 4398; skipped corrupt 2; converted none" in page
+  assert "no samples/step_N.png yet" in page
