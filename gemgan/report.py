@@ -180,7 +180,8 @@ def run_section(run: dict) -> str:
   parts.append(f"<h3>Alarms ({len(alarms)})</h3>")
   parts.append("<ul>" + "".join(f"<li>{html.escape(a)}</li>" for a in alarms[:50]) + "</ul>"
                if alarms else "<p>none fired (recomputed from metrics.jsonl)</p>")
-  parts.append("<h3>Samples over training</h3><div class=strip>" + "".join(
+  parts.append("<h3>Samples over training</h3>")
+  parts.append("<div class=strip>" + "".join(
       f"<figure>{_img(_file_bytes(g), f'step {_step_of(g)}', cls='thumb')}"
       f"<figcaption>step {_step_of(g)}</figcaption></figure>" for g in grids) + "</div>"
       if grids else "<p class=missing>no samples/step_N.png yet</p>")

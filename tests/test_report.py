@@ -105,4 +105,4 @@ def test_dataset_summary_from_prepared_metadata(tmp_path):
   (tmp_path / "run" / "config.json").write_text(json.dumps(config))
   page = report.render_page([report.load_run(str(tmp_path / "run"))])
   assert "kept train 4398; skipped corrupt 2; converted none" in page
-  assert "no samples/step_N.png yet" in page
+  assert "Samples over training</h3>\n<p class=missing>no samples/step_N.png yet" in page
