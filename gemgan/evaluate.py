@@ -76,7 +76,7 @@ class Evaluator:
 
   @classmethod
   def from_images(cls, real_images: np.ndarray, *, name: str = "real", weights: str = "",
-                  cache_dir: Optional[str] = "", batch_size: int = 50,
+                  cache_dir: Optional[str] = "", batch_size: int = inception.BATCH_SIZE,
                   extractor: Optional[inception.FeatureExtractor] = None,
                   **kwargs) -> "Evaluator":
     """From uint8 real images [N, H, W, 3]; features cached under `cache_dir`.
@@ -173,7 +173,7 @@ def dataset_name(config: ml_collections.ConfigDict) -> str:
 
 def evaluator_for_config(config: ml_collections.ConfigDict, real_images: np.ndarray,
                          weights: str = "", cache_dir: Optional[str] = "",
-                         batch_size: int = 50) -> Evaluator:
+                         batch_size: int = inception.BATCH_SIZE) -> Evaluator:
   """The Evaluator of a run's real data (weights: flag, else config.eval.weights, else default)."""
   if real_images is None:
     raise ValueError(f"dataset {config.data.name!r} gave no in-memory images "
@@ -237,7 +237,7 @@ class TrainingEvaluator:
     return metrics
 
 
-def evaluate_files(real: str, fake: str, weights: str = "", batch_size: int = 50,
+def evaluate_files(real: str, fake: str, weights: str = "", batch_size: int = inception.BATCH_SIZE,
                    swd_size: int = 0, cache_dir: Optional[str] = "", seed: int = 0) -> dict:
   """Metrics of the images under `fake` against those under `real` (folders or zips).
 
@@ -266,7 +266,7 @@ def evaluate_files(real: str, fake: str, weights: str = "", batch_size: int = 50
 
 
 def evaluate_run(workdir: str, num_samples: int = 0, step: Optional[int] = None,
-                 seed: int = 0, weights: str = "", batch_size: int = 50,
+                 seed: int = 0, weights: str = "", batch_size: int = inception.BATCH_SIZE,
                  cache_dir: Optional[str] = "") -> dict:
   """Metrics of a run's checkpoint (latest, or `step`) against its config's real data."""
   from gemgan import input_pipeline  # pylint: disable=g-import-not-at-top
@@ -290,7 +290,7 @@ def evaluate_run(workdir: str, num_samples: int = 0, step: Optional[int] = None,
 
 
 def per_class_metrics(gen, ev: Evaluator, real_labels: np.ndarray, class_names, seed: int = 0,
-                      batch_size: int = 50) -> dict:
+                      batch_size: int = inception.BATCH_SIZE) -> dict:
   """Per-class FID of a conditional Sampler `gen` and its floor (see `metrics.per_class`).
 
   Generates |B_c| samples of each class c (about half its photos), so the
@@ -331,7 +331,8 @@ def define_flags():
   flags.DEFINE_string("cache_dir", "", "Real-feature cache; default: "
                       + real_stats.default_cache_dir())
   flags.DEFINE_bool("no_cache", False, "Neither read nor write cached real features.")
-  flags.DEFINE_integer("batch_size", 50, "Inception (and generator) batch size.")
+  flags.DEFINE_integer("batch_size", inception.BATCH_SIZE,
+                       "Inception (and generator) batch size.")
   flags.DEFINE_integer("swd_size", 0, "--real/--fake: resolution for SWD; 0: the fake "
                        "images' size.")
   flags.DEFINE_integer("seed", 0, "Sampling seed (run mode) and metric subsets.")

@@ -25,6 +25,11 @@ FEATURE_DIM = 2048
 BN_EPS = 1e-3
 WEIGHTS_FILENAME = "fid_inception_v3.npz"
 CONVERT_COMMAND = "python -m gemgan.metrics.convert_inception"
+# Small batches keep each 299 px activation (batch x 147 x 147 x 64 floats)
+# near the caches: on 2 shared cores, interleaved in one run, batch 5/10/20
+# ran at 1.13/1.04/0.89 img/s and 10/50 at 1.37/0.84 (TorchScript's best:
+# 0.76-0.96). experiments/inception_speed/bench.py measures it.
+BATCH_SIZE = 10
 
 
 class WeightsNotFoundError(FileNotFoundError):
@@ -253,7 +258,7 @@ class FeatureExtractor:
   batch does not compile again.
   """
 
-  def __init__(self, weights: str = "", batch_size: int = 50, variables: Optional[dict] = None):
+  def __init__(self, weights: str = "", batch_size: int = BATCH_SIZE, variables: Optional[dict] = None):
     self.weights_path = weights or default_weights_path()
     if variables is None:
       variables = load_variables(self.weights_path)
