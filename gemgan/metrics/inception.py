@@ -27,8 +27,8 @@ WEIGHTS_FILENAME = "fid_inception_v3.npz"
 CONVERT_COMMAND = "python -m gemgan.metrics.convert_inception"
 # Small batches keep each 299 px activation (batch x 147 x 147 x 64 floats)
 # near the caches: on 2 shared cores, interleaved in one run, batch 5/10/20
-# ran at 1.13/1.04/0.89 img/s and 10/50 at 1.37/0.84 (TorchScript's best:
-# 0.76-0.96). experiments/inception_speed/bench.py measures it.
+# ran at 1.09/1.02/0.94 img/s and 10/50 at 1.37/0.84 (TorchScript's best:
+# 0.66-0.96). experiments/inception_speed/README.md has the runs.
 BATCH_SIZE = 10
 
 
