@@ -7,9 +7,11 @@ r"""Sample quality: FID, KID, precision/recall (Inception features) and SWD (pix
 
 Both print one JSON line (the run mode also writes it to
 `DIR/eval/step_<N>.json`) with `fid`, `kid_mean`, `kid_std`, `precision`,
-`recall`, `swd_<res>` per pyramid level and `swd_mean`, the set sizes, and
+`recall`, `density`, `coverage` (Naeem et al. 2020, k=5; `coverage_expected` is
+what identical distributions score at these sizes), `swd_<res>` per pyramid level and `swd_mean`, the set sizes, and
 `floor`: the same metrics between two disjoint halves of the real set (what a
-perfect generator would score at that N). FID is pytorch-fid's (same
+perfect generator would score at that N). Conditional runs add `per_class`:
+each class' FID and its own real-vs-real floor (see `gemgan.metrics.per_class`). FID is pytorch-fid's (same
 weights, same resize, same formula); it is biased upward at small N, so
 compare FIDs only at equal N and prefer KID for small sets.
 
@@ -29,10 +31,12 @@ import jax
 import ml_collections
 import numpy as np
 
+from gemgan.metrics import density_coverage as dc_lib
 from gemgan.metrics import fid as fid_lib
 from gemgan.metrics import image_files
 from gemgan.metrics import inception
 from gemgan.metrics import kid as kid_lib
+from gemgan.metrics import per_class as per_class_lib
 from gemgan.metrics import precision_recall as pr_lib
 from gemgan.metrics import real_stats
 from gemgan.metrics import swd as swd_lib
@@ -41,7 +45,8 @@ PR_K = 3
 KID_SUBSETS = 100
 KID_SUBSET_SIZE = 1000
 # Kynkäänniemi et al. used VGG-16 features; these are on the FID network's.
-PR_FEATURES = f"FID InceptionV3 pool features (2048-d), k={PR_K}"
+PR_FEATURES = (f"FID InceptionV3 pool features (2048-d), k={PR_K} "
+               f"(density/coverage k={dc_lib.DEFAULT_K})")
 
 
 class Evaluator:
@@ -49,8 +54,9 @@ class Evaluator:
 
   Holds the real features (and their FID statistics and k-NN radii) and the
   real uint8 images (for SWD). `evaluator(fake_uint8)` -> dict of floats.
-  Precision/recall and SWD use a fixed random subset of the real set of the
-  fake set's size (both depend on N); FID and KID use every real image.
+  Precision/recall, density/coverage and SWD use a fixed random subset of the
+  real set of the fake set's size (all depend on N); FID and KID use every
+  real image.
   """
 
   def __init__(self, real_features: np.ndarray, real_images: Optional[np.ndarray],
@@ -66,11 +72,11 @@ class Evaluator:
     self.kid_subsets, self.kid_subset_size = kid_subsets, kid_subset_size
     self.cache_stem = cache_stem
     self._real_stats = fid_lib.feature_statistics(self.real_features)
-    self._radii = {}  # subset size -> (indices, k-NN radii)
+    self._radii = {}  # subset size -> (indices, P/R radii, density/coverage radii)
 
   @classmethod
   def from_images(cls, real_images: np.ndarray, *, name: str = "real", weights: str = "",
-                  cache_dir: Optional[str] = "", batch_size: int = 50,
+                  cache_dir: Optional[str] = "", batch_size: int = inception.BATCH_SIZE,
                   extractor: Optional[inception.FeatureExtractor] = None,
                   **kwargs) -> "Evaluator":
     """From uint8 real images [N, H, W, 3]; features cached under `cache_dir`.
@@ -90,7 +96,7 @@ class Evaluator:
       total = len(self.real_features)
       idx = np.arange(total) if n >= total else np.sort(
           np.random.default_rng(self.seed).choice(total, n, replace=False))
-      self._radii[n] = (idx, pr_lib.knn_radii(self.real_features[idx], PR_K))
+      self._radii[n] = (idx,) + _radii(self.real_features[idx])
     return self._radii[n]
 
   def __call__(self, fake_images: np.ndarray,
@@ -103,7 +109,7 @@ class Evaluator:
                          self._real_subset(len(fake_features)), self.real_images)
 
   def _metrics(self, real_f, real_stats, fake_f, fake_images, subset, real_images):
-    idx, radii = subset
+    idx, radii, dc_radii = subset
     t0 = time.time()
     out = {"fid": fid_lib.frechet_distance(*real_stats, *fid_lib.feature_statistics(fake_f))}
     size = min(self.kid_subset_size, len(real_f), len(fake_f))
@@ -111,6 +117,9 @@ class Evaluator:
         real_f, fake_f, self.kid_subsets, size)
     out["kid_subset_size"] = size
     out["precision"], out["recall"] = pr_lib.precision_recall(real_f[idx], fake_f, PR_K, radii)
+    out["density"], out["coverage"] = dc_lib.density_coverage(real_f[idx], fake_f,
+                                                               dc_lib.DEFAULT_K, dc_radii)
+    out["coverage_expected"] = dc_lib.expected_coverage(len(idx), len(fake_f))
     if real_images is not None and fake_images is not None:
       if real_images.shape[1:] == fake_images.shape[1:]:
         out.update(swd_lib.swd(real_images[idx], fake_images, self.seed))
@@ -132,13 +141,18 @@ class Evaluator:
       images = self.real_images
       return self._metrics(fa, fid_lib.feature_statistics(fa), fb,
                            None if images is None else images[b],
-                           (np.arange(len(a)), pr_lib.knn_radii(fa, PR_K)),
+                           (np.arange(len(a)),) + _radii(fa),
                            None if images is None else images[a])
 
     if self.cache_stem is None:
       return compute()
-    key = f"_floor_s{self.seed}_kid{self.kid_subsets}x{self.kid_subset_size}.json"
+    key = f"_floor_v2_s{self.seed}_kid{self.kid_subsets}x{self.kid_subset_size}.json"
     return real_stats.cached_json(self.cache_stem + key, compute)
+
+
+def _radii(real_f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """k-NN radii of a real subset for precision/recall and for density/coverage."""
+  return pr_lib.knn_radii(real_f, PR_K), pr_lib.knn_radii(real_f, dc_lib.DEFAULT_K)
 
 
 def _check_images(images, what: str):
@@ -159,7 +173,7 @@ def dataset_name(config: ml_collections.ConfigDict) -> str:
 
 def evaluator_for_config(config: ml_collections.ConfigDict, real_images: np.ndarray,
                          weights: str = "", cache_dir: Optional[str] = "",
-                         batch_size: int = 50) -> Evaluator:
+                         batch_size: int = inception.BATCH_SIZE) -> Evaluator:
   """The Evaluator of a run's real data (weights: flag, else config.eval.weights, else default)."""
   if real_images is None:
     raise ValueError(f"dataset {config.data.name!r} gave no in-memory images "
@@ -210,10 +224,12 @@ class TrainingEvaluator:
     t0 = time.time()
     metrics = self.evaluator(self.generate(state, sample_fn))
     logger.scalars(step, {f"eval/{k}": v for k, v in metrics.items()
-                          if not k.startswith("num_") and k != "kid_subset_size"}, console=False)
-    logging.info("eval step %d: FID %.2f  KID %.4f ± %.4f  P %.3f  R %.3f  SWD %.2f  (%.0f s)",
-                 step, metrics["fid"], metrics["kid_mean"], metrics["kid_std"],
-                 metrics["precision"], metrics["recall"], metrics.get("swd_mean", float("nan")),
+                          if not k.startswith("num_")
+                          and k not in ("kid_subset_size", "coverage_expected")}, console=False)
+    logging.info("eval step %d: FID %.2f  KID %.4f ± %.4f  P %.3f  R %.3f  D %.3f  C %.3f  "
+                 "SWD %.2f  (%.0f s)", step, metrics["fid"], metrics["kid_mean"],
+                 metrics["kid_std"], metrics["precision"], metrics["recall"],
+                 metrics["density"], metrics["coverage"], metrics.get("swd_mean", float("nan")),
                  time.time() - t0)
     if metrics["fid"] < self.best_fid:
       self.best_fid = metrics["fid"]
@@ -221,7 +237,7 @@ class TrainingEvaluator:
     return metrics
 
 
-def evaluate_files(real: str, fake: str, weights: str = "", batch_size: int = 50,
+def evaluate_files(real: str, fake: str, weights: str = "", batch_size: int = inception.BATCH_SIZE,
                    swd_size: int = 0, cache_dir: Optional[str] = "", seed: int = 0) -> dict:
   """Metrics of the images under `fake` against those under `real` (folders or zips).
 
@@ -250,7 +266,7 @@ def evaluate_files(real: str, fake: str, weights: str = "", batch_size: int = 50
 
 
 def evaluate_run(workdir: str, num_samples: int = 0, step: Optional[int] = None,
-                 seed: int = 0, weights: str = "", batch_size: int = 50,
+                 seed: int = 0, weights: str = "", batch_size: int = inception.BATCH_SIZE,
                  cache_dir: Optional[str] = "") -> dict:
   """Metrics of a run's checkpoint (latest, or `step`) against its config's real data."""
   from gemgan import input_pipeline  # pylint: disable=g-import-not-at-top
@@ -267,6 +283,35 @@ def evaluate_run(workdir: str, num_samples: int = 0, step: Optional[int] = None,
   out.update(ev(fake))
   out["floor"] = ev.floor()
   out["precision_recall_on"] = PR_FEATURES
+  if gen.num_classes:
+    out["per_class"] = per_class_metrics(gen, ev, info.labels, info.class_names, seed,
+                                         batch_size)
+  return out
+
+
+def per_class_metrics(gen, ev: Evaluator, real_labels: np.ndarray, class_names, seed: int = 0,
+                      batch_size: int = inception.BATCH_SIZE) -> dict:
+  """Per-class FID of a conditional Sampler `gen` and its floor (see `metrics.per_class`).
+
+  Generates |B_c| samples of each class c (about half its photos), so the
+  whole set costs about half the real set's size in Inception passes.
+  """
+  if real_labels is None or len(real_labels) != len(ev.real_features):
+    raise ValueError("per-class FID needs one label per real feature")
+  num_classes = gen.num_classes
+  if int(np.max(real_labels)) >= num_classes:
+    raise ValueError(f"real labels reach {int(np.max(real_labels))} but the generator has "
+                     f"{num_classes} classes")
+  counts = per_class_lib.fake_counts(real_labels, num_classes, seed)
+  labels = np.repeat(np.arange(num_classes), counts).astype(np.int32)
+  t0 = time.time()
+  fake_f = ev.extractor(gen.generate(len(labels), seed=seed, batch_size=batch_size,
+                                     labels=labels))
+  out = per_class_lib.per_class_fid(ev.real_features, real_labels, fake_f, labels,
+                                    num_classes, seed, class_names)
+  logging.info("Per-class FID of %d classes (%d samples) in %.0f s: mean %.1f, floor %.1f",
+               num_classes, len(labels), time.time() - t0, out["intra_fid"],
+               out["intra_fid_floor"])
   return out
 
 
@@ -286,7 +331,8 @@ def define_flags():
   flags.DEFINE_string("cache_dir", "", "Real-feature cache; default: "
                       + real_stats.default_cache_dir())
   flags.DEFINE_bool("no_cache", False, "Neither read nor write cached real features.")
-  flags.DEFINE_integer("batch_size", 50, "Inception (and generator) batch size.")
+  flags.DEFINE_integer("batch_size", inception.BATCH_SIZE,
+                       "Inception (and generator) batch size.")
   flags.DEFINE_integer("swd_size", 0, "--real/--fake: resolution for SWD; 0: the fake "
                        "images' size.")
   flags.DEFINE_integer("seed", 0, "Sampling seed (run mode) and metric subsets.")

@@ -12,6 +12,7 @@ import pytest
 from scipy import linalg
 
 from gemgan import evaluate
+from gemgan.metrics import density_coverage
 from gemgan.metrics import fid
 from gemgan.metrics import image_files
 from gemgan.metrics import inception
@@ -233,17 +234,25 @@ def test_evaluator_metrics_cache_and_floor(tmp_path):
   assert extractor.calls == 1 and len(list(tmp_path.glob("toy-16px_*.npz"))) == 1
   good = ev(_smooth_images(rng, 60, 16))
   bad = ev(np.clip(_smooth_images(rng, 60, 16) * 0.3, 0, 255).astype(np.uint8))
-  for key in ("fid", "kid_mean", "kid_std", "precision", "recall", "swd_16", "swd_mean"):
+  for key in ("fid", "kid_mean", "kid_std", "precision", "recall", "density", "coverage",
+              "swd_16", "swd_mean"):
     assert np.isfinite(good[key]) and np.isfinite(bad[key])
+  idx = ev._real_subset(60)[0]  # pylint: disable=protected-access
+  fake_f = extractor(_smooth_images(np.random.default_rng(3), 60, 16))
+  direct = density_coverage.density_coverage(ev.real_features[idx], fake_f, k=5)
+  assert (ev(None, fake_features=fake_f)["density"],
+          ev(None, fake_features=fake_f)["coverage"]) == pytest.approx(direct)
+  assert bad["coverage"] < good["coverage"] and bad["density"] < good["density"]
   assert good["num_real"] == 120 and good["num_fake"] == 60 and good["kid_subset_size"] == 60
   assert bad["fid"] > 2 * good["fid"] and bad["kid_mean"] > good["kid_mean"]
   assert bad["precision"] < good["precision"]
   floor = ev.floor()
   assert floor["num_real"] == floor["num_fake"] == 60 and floor["fid"] < bad["fid"]
+  assert floor["coverage"] > bad["coverage"] and floor["coverage_expected"] > 0.9
   # A second evaluator of the same pixels reads features and floor from the cache.
   again = evaluate.Evaluator.from_images(real, name="toy 16px", cache_dir=str(tmp_path),
                                          extractor=extractor, kid_subsets=10)
-  assert extractor.calls == 3 and again.floor() == json.loads(json.dumps(floor))
+  assert extractor.calls == 4 and again.floor() == json.loads(json.dumps(floor))
   with pytest.raises(ValueError, match="uint8"):
     ev(real.astype(np.float32))
 
@@ -259,7 +268,8 @@ def test_evaluate_files_reports_metrics_and_floor(tmp_path, monkeypatch):
   out = evaluate.evaluate_files(str(tmp_path / "real"), str(tmp_path / "fake"),
                                 swd_size=16, cache_dir=str(tmp_path / "cache"))
   assert (out["num_real"], out["num_fake"], out["floor"]["num_fake"]) == (40, 20, 20)
-  assert {"fid", "kid_mean", "precision", "recall", "swd_16", "swd_mean"} <= set(out)
+  assert {"fid", "kid_mean", "precision", "recall", "density", "coverage", "swd_16",
+          "swd_mean"} <= set(out) and {"density", "coverage"} <= set(out["floor"])
   assert json.loads(json.dumps(out)) == out
   calls = extractor.calls
   evaluate.evaluate_files(str(tmp_path / "real"), str(tmp_path / "fake"), swd_size=16,
@@ -315,3 +325,8 @@ def test_importing_evaluate_defines_no_flags():
   code = ("from absl import flags; flags.DEFINE_string('workdir', None, ''); "
           "import gemgan.evaluate; assert 'num_samples' not in flags.FLAGS")
   subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO_ROOT)
+
+
+def test_inception_progress_shows_rate_and_eta():
+  assert inception.progress(100, 400, 20.0) == "100/400 images, 5.0 images/s, ETA 1:00"
+  assert inception.progress(100, None, 20.0) == "100 images, 5.0 images/s"

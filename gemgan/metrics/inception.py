@@ -25,6 +25,11 @@ FEATURE_DIM = 2048
 BN_EPS = 1e-3
 WEIGHTS_FILENAME = "fid_inception_v3.npz"
 CONVERT_COMMAND = "python -m gemgan.metrics.convert_inception"
+# Small batches keep each 299 px activation (batch x 147 x 147 x 64 floats)
+# near the caches: on 2 shared cores, interleaved in one run, batch 5/10/20
+# ran at 1.09/1.02/0.94 img/s and 10/50 at 1.37/0.84 (TorchScript's best:
+# 0.66-0.96). experiments/inception_speed/README.md has the runs.
+BATCH_SIZE = 10
 
 
 class WeightsNotFoundError(FileNotFoundError):
@@ -253,7 +258,7 @@ class FeatureExtractor:
   batch does not compile again.
   """
 
-  def __init__(self, weights: str = "", batch_size: int = 50, variables: Optional[dict] = None):
+  def __init__(self, weights: str = "", batch_size: int = BATCH_SIZE, variables: Optional[dict] = None):
     self.weights_path = weights or default_weights_path()
     if variables is None:
       variables = load_variables(self.weights_path)
@@ -265,7 +270,8 @@ class FeatureExtractor:
 
   def __call__(self, images: Union[np.ndarray, Iterable[np.ndarray]]) -> np.ndarray:
     """uint8 [N, H, W, 3] (or floats in [0, 1]), or an iterable of such batches -> [N, 2048]."""
-    batches = _split(images, self.batch_size) if isinstance(images, np.ndarray) else images
+    total = len(images) if isinstance(images, np.ndarray) else None
+    batches = _split(images, self.batch_size) if total is not None else images
     out, done, start, last_log = [], 0, time.time(), time.time()
     for batch in batches:
       for i in range(0, len(batch), self.batch_size):
@@ -277,11 +283,19 @@ class FeatureExtractor:
         done += len(out[-1])
         if time.time() - last_log > 60:  # slow on CPU: show progress
           last_log = time.time()
-          logging.info("Inception features: %d images, %.1f images/s", done,
-                       done / (last_log - start))
+          logging.info("Inception features: %s", progress(done, total, last_log - start))
     if not out:
       return np.zeros((0, FEATURE_DIM), np.float32)
     return np.concatenate(out)
+
+
+def progress(done: int, total: Optional[int], seconds: float) -> str:
+  """'1200/4400 images, 5.1 images/s, ETA 10:27' (no total or ETA when unknown)."""
+  rate = done / max(seconds, 1e-9)
+  if total is None:
+    return f"{done} images, {rate:.1f} images/s"
+  eta = int((total - done) / max(rate, 1e-9))
+  return f"{done}/{total} images, {rate:.1f} images/s, ETA {eta // 60}:{eta % 60:02d}"
 
 
 def _split(images: np.ndarray, size: int):
