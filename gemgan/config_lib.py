@@ -194,9 +194,9 @@ def _validate_architecture(c):
          f"{m.blocks_per_stage}")
   _check(m.attention_res >= 0, "model.attention_res", "must be >= 0 (0: no attention)")
   _check(m.expansion >= 1, "model.expansion", f"must be >= 1, got {m.expansion}")
-  _check(m.group_width >= 1 and (m.width * m.expansion) % m.group_width == 0,
-         "model.group_width", f"{m.group_width} must divide width * expansion = "
-         f"{m.width * m.expansion} (the grouped conv's channels)")
+  grouped_ok = m.group_width == 0 or (m.width * m.expansion) % m.group_width == 0
+  _check(m.group_width >= 0 and grouped_ok, "model.group_width", f"{m.group_width} must divide width * expansion = "
+         f"{m.width * m.expansion} (the grouped conv's channels), or be 0 (one group)")
   _check(c.r2_weight >= 0, "r2_weight", "must be >= 0")
   _check(c.loss != "rpgan" or c.gp_weight == 0, "gp_weight",
          "WGAN-GP's penalty pulls gradient norms to 1; RpGAN uses R1/R2 (r1_weight, "

@@ -27,6 +27,8 @@ import jax.numpy as jnp
 
 from gemgan.models import layers
 
+ModuleDef = Any
+
 LRELU_SLOPE = 0.2
 LRELU_GAIN = math.sqrt(2.0 / (1.0 + LRELU_SLOPE**2))
 EMBED_DIM = 128
@@ -48,8 +50,9 @@ class BiasedActivation(nn.Module):
 
 class ResidualBlock(nn.Module):
   num_blocks: int  # L: every block in the network, for the init scale
+  conv: ModuleDef = nn.Conv
   expansion: int = 2
-  group_width: int = 16
+  group_width: int = 16  # 0: one group (a dense 3x3 conv)
   dtype: Any = jnp.float32
 
   @nn.compact
@@ -57,25 +60,42 @@ class ResidualBlock(nn.Module):
     ch = x.shape[-1]
     wide = ch * self.expansion
     gain = LRELU_GAIN * self.num_blocks**(-1 / 4)  # 3 linear layers: L^(-1/(2*3-2))
-    conv = lambda f, k, g, init, name, **kw: nn.Conv(
+    groups = wide // self.group_width if self.group_width else 1
+    conv = lambda f, k, g, init, name, cls=self.conv, **kw: cls(
         f, (k, k), padding="SAME", use_bias=False, kernel_init=init, dtype=self.dtype,
         name=name, **kw)(g)
     y = conv(wide, 1, x, msr_init(gain), "expand")
-    y = conv(wide, 3, BiasedActivation(name="act_0")(y), msr_init(gain), "grouped",
-             feature_group_count=max(wide // self.group_width, 1))
+    # Grouped convs have no fast form on XLA:CPU (gemgan.ops has none): plain linen.
+    grouped = dict(cls=nn.Conv, feature_group_count=groups) if groups > 1 else {}
+    y = conv(wide, 3, BiasedActivation(name="act_0")(y), msr_init(gain), "grouped", **grouped)
     y = conv(ch, 1, BiasedActivation(name="act_1")(y), msr_init(0.0), "project")
     return x + y
 
 
-def _conv1x1(features, name, dtype):
-  return nn.Conv(features, (1, 1), use_bias=False, kernel_init=msr_init(1.0), dtype=dtype,
-                 name=name)
+def _conv1x1(conv, features, name, dtype):
+  return conv(features, (1, 1), use_bias=False, kernel_init=msr_init(1.0), dtype=dtype,
+              name=name)
+
+
+class DiscriminativeBasis(nn.Module):
+  """R3GAN's depthwise SxS valid conv over the last SxS map: a per-channel weighted sum.
+
+  Written as a product and a sum (the same numbers): XLA:CPU runs a
+  depthwise conv's gradients as a slow loop.
+  """
+  @nn.compact
+  def __call__(self, x):
+    k, ch = x.shape[1], x.shape[-1]
+    # HWIO with I = 1 (depthwise): fan_in = k * k, as the conv it replaces.
+    w = self.param("kernel", msr_init(1.0), (k, k, 1, ch))
+    return jnp.sum(x * w[:, :, 0].astype(x.dtype)[None], axis=(1, 2))
 
 
 class Generator(nn.Module):
   """z [B, latent] (+ labels) -> images [B, size, size, 3] (linear output, ~[-1, 1])."""
   image_size: int
   width: int
+  conv: ModuleDef = nn.Conv
   blocks_per_stage: int = 2
   expansion: int = 2
   group_width: int = 16
@@ -87,8 +107,8 @@ class Generator(nn.Module):
     del train  # no batch statistics anywhere
     start, n = layers.num_resamplings(self.image_size)
     channels = layers.stage_channels(self.width, n + 1)
-    block = lambda name: ResidualBlock((n + 1) * self.blocks_per_stage, self.expansion,
-                                       self.group_width, self.dtype, name=name)
+    block = lambda name: ResidualBlock((n + 1) * self.blocks_per_stage, self.conv,
+                                       self.expansion, self.group_width, self.dtype, name=name)
     h = z.astype(self.dtype)
     if self.num_classes:
       table = self.param("embedding", msr_init(1.0), (self.num_classes, EMBED_DIM))
@@ -100,16 +120,17 @@ class Generator(nn.Module):
     for stage, ch in enumerate(channels):
       if stage:
         if ch != x.shape[-1]:
-          x = _conv1x1(ch, f"stage_{stage}_transition", self.dtype)(x)
+          x = _conv1x1(self.conv, ch, f"stage_{stage}_transition", self.dtype)(x)
         x = layers.lowpass_up2(x)
       for b in range(self.blocks_per_stage):
         x = block(f"stage_{stage}_block_{b}")(x)
-    return _conv1x1(3, "to_rgb", self.dtype)(x).astype(jnp.float32)
+    return _conv1x1(self.conv, 3, "to_rgb", self.dtype)(x).astype(jnp.float32)
 
 
 class Critic(nn.Module):
   """images [B, H, W, 3] (+ labels) -> scores [B]."""
   width: int
+  conv: ModuleDef = nn.Conv
   blocks_per_stage: int = 2
   expansion: int = 2
   group_width: int = 16
@@ -121,19 +142,16 @@ class Critic(nn.Module):
     del train
     _, n = layers.num_resamplings(x.shape[1])
     channels = layers.stage_channels(self.width, n + 1)[::-1]
-    x = _conv1x1(channels[0], "from_rgb", self.dtype)(x.astype(self.dtype))
+    x = _conv1x1(self.conv, channels[0], "from_rgb", self.dtype)(x.astype(self.dtype))
     for stage, ch in enumerate(channels):
       if stage:
         x = layers.lowpass_down2(x)
         if ch != x.shape[-1]:
-          x = _conv1x1(ch, f"stage_{stage}_transition", self.dtype)(x)
+          x = _conv1x1(self.conv, ch, f"stage_{stage}_transition", self.dtype)(x)
       for b in range(self.blocks_per_stage):
-        x = ResidualBlock((n + 1) * self.blocks_per_stage, self.expansion, self.group_width,
-                          self.dtype, name=f"stage_{stage}_block_{b}")(x)
-    k = x.shape[1]
-    x = nn.Conv(x.shape[-1], (k, k), padding="VALID", feature_group_count=x.shape[-1],
-                use_bias=False, kernel_init=msr_init(1.0), dtype=self.dtype,
-                name="basis")(x).reshape(x.shape[0], -1)
+        x = ResidualBlock((n + 1) * self.blocks_per_stage, self.conv, self.expansion,
+                          self.group_width, self.dtype, name=f"stage_{stage}_block_{b}")(x)
+    x = DiscriminativeBasis(name="basis")(x)
     out_dim = EMBED_DIM if self.num_classes else 1
     out = nn.Dense(out_dim, use_bias=False, kernel_init=msr_init(1.0), dtype=self.dtype,
                    name="head")(x)
@@ -145,8 +163,8 @@ class Critic(nn.Module):
 
 
 def build(config, num_classes: int, convs: layers.Convs):
-  """The R3GAN pair. Plain linen convs: the fast CPU convs have no groups."""
+  """The R3GAN pair; grouped convs use plain linen (the fast CPU convs have no groups)."""
   m = config.model
-  kw = dict(blocks_per_stage=m.blocks_per_stage, expansion=m.expansion,
+  kw = dict(conv=convs.conv, blocks_per_stage=m.blocks_per_stage, expansion=m.expansion,
             group_width=m.group_width, num_classes=num_classes, dtype=convs.dtype)
   return Generator(config.data.image_size, m.width, **kw), Critic(m.width, **kw)
