@@ -5,9 +5,16 @@ processes (hosts) train one model with `--distributed`: on SLURM, Open MPI
 and other clusters JAX finds its peers itself; elsewhere start one process
 per host with `--coordinator_address=HOST:PORT --num_processes=N
 --process_id=I`. The workdir (and data_dir) should be on shared storage.
+
+A failure ends with one line naming what went wrong (a bad config value, a
+refused resume, a failed save, a divergence, a busy workdir) as the last
+thing printed, and exit code 1.
 """
 import logging as pylogging
 import os
+import sys
+import threading
+import traceback
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -17,7 +24,10 @@ from absl import logging
 import jax
 from ml_collections import config_flags
 
+from gemgan import checkpointing
+from gemgan import config_lib
 from gemgan import train
+from gemgan import workdir_lock
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Where checkpoints, logs and samples go; rerun to resume.")
@@ -29,6 +39,30 @@ flags.DEFINE_string("coordinator_address", None, "With --distributed: process 0'
 flags.DEFINE_integer("num_processes", None, "With --distributed: how many processes.")
 flags.DEFINE_integer("process_id", None, "With --distributed: this process's index.")
 flags.mark_flags_as_required(["config", "workdir"])
+
+
+# gemgan's own errors: their message says it all, so no traceback.
+_CLEAR_ERRORS = (config_lib.ConfigError, checkpointing.CheckpointError,
+                 train.TrainingDiverged, workdir_lock.WorkdirLocked)
+
+
+def _fail(message: str) -> None:
+  """Logs `message` as the last line and exits 1 at once.
+
+  os._exit, after flushing: a normal exit after a failed save lets Orbax's
+  writer threads print dozens of "Exception ignored ... sys.meta_path is
+  None" tracebacks at interpreter shutdown, burying the message. Records
+  from other threads (Orbax's, still failing) are dropped from here on.
+  """
+  main_thread = threading.main_thread().ident
+  logging.get_absl_handler().addFilter(lambda record: record.thread == main_thread)
+  logging.error("%s", " ".join(message.split("\n")))
+  logging.flush()
+  for handler in pylogging.getLogger().handlers + [logging.get_absl_handler()]:
+    handler.flush()
+  sys.stdout.flush()
+  sys.stderr.flush()
+  os._exit(1)  # pylint: disable=protected-access
 
 
 class _QuietLibraries(pylogging.Filter):
@@ -51,7 +85,13 @@ def main(argv):
   logging.info("JAX %s on %s: %d local / %d global devices, process %d of %d", jax.__version__,
                jax.default_backend(), jax.local_device_count(), jax.device_count(),
                jax.process_index(), jax.process_count())
-  train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+  try:
+    train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
+  except _CLEAR_ERRORS as e:
+    _fail(f"{type(e).__name__}: {e}")
+  except Exception as e:  # pylint: disable=broad-except
+    traceback.print_exc()
+    _fail(f"training failed: {type(e).__name__}: {e}")
 
 
 if __name__ == "__main__":

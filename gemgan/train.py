@@ -1,24 +1,35 @@
 """The training loop: data in, jitted iterations, logs, samples, checkpoints.
 
 `train_and_evaluate(config, workdir)` writes into `workdir`:
-  checkpoints/            Orbax, whole state, every checkpoint_every_steps
+  trainer.lock            who trains here (host, PID, start): one trainer per workdir
+  checkpoints/            Orbax, whole state, every checkpoint_every_steps (and
+                          checkpoint_every_minutes), each sealed with checksums
   checkpoints_best/       the best-FID checkpoint (when evaluation is on)
   config.json             the config used
   metrics.jsonl           one JSON record per log/eval step
   samples/step_<N>.png    fixed-z sample grid every sample_every_steps
   curves.png              loss curves, rewritten at every sample step and at the end
   tensorboard/            scalars and sample images
-Rerunning the same command with the same workdir resumes from the latest
-complete checkpoint.
+Rerunning the same command with the same workdir resumes from the newest
+intact checkpoint.
+
+At most `config.max_steps_in_flight` iterations are dispatched ahead of the
+device: the loop waits for step s - k before dispatching step s, so the step
+it saves on a signal is at most k - 1 iterations past the one running when
+the signal came, and the rate and ETA count finished work.
 """
+import collections
+import contextlib
 import json
 import os
 import signal
 import time
-from typing import Optional
 
 from absl import logging
+from clu import metric_writers
+from clu import periodic_actions
 import jax
+from jax.experimental import multihost_utils
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
@@ -31,6 +42,7 @@ from gemgan import monitors
 from gemgan import parallel
 from gemgan import steps
 from gemgan import visualize
+from gemgan import workdir_lock
 
 
 class TrainingDiverged(RuntimeError):
@@ -69,181 +81,281 @@ def fixed_latents(config, num: int, num_classes: int):
   return z, labels
 
 
-class _Logger:
-  """metrics.jsonl, TensorBoard and the console line with rate and ETA."""
+class _JsonlWriter(metric_writers.MetricWriter):
+  """CLU writer of metrics.jsonl: the curves, experiments/ and other tools read it."""
 
-  def __init__(self, workdir: str, total_steps: int, batch_size: int, is_main: bool):
-    self.is_main = is_main
-    self.total, self.batch = total_steps, batch_size
+  def __init__(self, path: str):
+    self.path = path
+
+  def write_scalars(self, step, scalars):
+    with open(self.path, "a") as f:
+      f.write(json.dumps({"step": int(step), **{k: float(v) for k, v in scalars.items()}})
+              + "\n")
+
+  def write_summaries(self, step, values, metadata=None):
+    pass
+
+  def write_images(self, step, images):
+    pass
+
+  def write_videos(self, step, videos):
+    pass
+
+  def write_audios(self, step, audios, *, sample_rate):
+    pass
+
+  def write_texts(self, step, texts):
+    pass
+
+  def write_histograms(self, step, arrays, num_buckets=None):
+    pass
+
+  def write_hparams(self, hparams):
+    pass
+
+  def flush(self):
+    pass
+
+  def close(self):
+    pass
+
+
+class _Logs:
+  """CLU writers: metrics.jsonl and TensorBoard (`files`), and the console.
+
+  Only process 0 writes files. Rate and ETA come from CLU's ReportProgress.
+  """
+
+  def __init__(self, workdir: str, is_main: bool):
     self.path = os.path.join(workdir, "metrics.jsonl")
-    self.tb = None
-    if is_main:
-      from flax.metrics import tensorboard  # pylint: disable=g-import-not-at-top
-      self.tb = tensorboard.SummaryWriter(os.path.join(workdir, "tensorboard"))
-    self._t0, self._s0 = time.time(), None
-
-  def start(self, step: int):
-    self._t0, self._s0 = time.time(), step
+    self.files = metric_writers.MultiWriter(
+        [_JsonlWriter(self.path), metric_writers.SummaryWriter(os.path.join(workdir,
+                                                                            "tensorboard"))]
+        if is_main else [])
+    self.console = metric_writers.LoggingWriter()
 
   def scalars(self, step: int, values: dict, console: bool = True):
     values = {k: float(v) for k, v in values.items()}
-    if not self.is_main:
-      return
-    with open(self.path, "a") as f:
-      f.write(json.dumps({"step": step, **values}) + "\n")
-    for k, v in values.items():
-      self.tb.scalar(k, v, step)
-    self.tb.flush()
+    self.files.write_scalars(step, values)
+    self.files.flush()
     if console:
-      elapsed = time.time() - self._t0
-      done = step - self._s0
-      rate = done / elapsed if elapsed > 0 and done > 0 else 0.0
-      eta = (self.total - step) / rate if rate else float("nan")
-      shown = " ".join(f"{k}={values[k]:.4g}" for k in (
-          "d_loss", "g_loss", "wasserstein", "gradient_penalty", "d_real", "d_fake")
-                       if k in values)
-      logging.info("step %d/%d  %s  %.1f img/s  %.2f it/s  ETA %s", step, self.total, shown,
-                   rate * self.batch, rate, _fmt_time(eta))
+      self.console.write_scalars(step, values)
 
   def image(self, step: int, name: str, image: np.ndarray):
-    if self.is_main:
-      self.tb.image(name, image, step)
-      self.tb.flush()
+    self.files.write_images(step, {name: image})
+    self.files.flush()
+
+  def close(self):
+    self.files.close()
 
 
-def _fmt_time(seconds: float) -> str:
-  if not np.isfinite(seconds):
-    return "?"
-  m, s = divmod(int(seconds), 60)
-  h, m = divmod(m, 60)
-  return f"{h}:{m:02d}:{s:02d}"
+class _Schedule:
+  """When to save and whether to stop, agreed by every process.
+
+  Saves every checkpoint_every_steps, every checkpoint_every_minutes (0: not
+  by time), at the last step and on a signal. Not CLU's PeriodicCallback: the
+  decision must come before the step's metrics are checked (a non-finite
+  state is never saved), and a clock or a signal on one process must make
+  every process save (Orbax saves are collective).
+  """
+
+  def __init__(self, config):
+    self.every_steps, self.last_step = config.checkpoint_every_steps, config.num_train_steps
+    self.every_secs = 60.0 * config.checkpoint_every_minutes
+    self.saved()
+
+  def saved(self):
+    self.last_save = time.monotonic()
+
+  def __call__(self, step: int, signum) -> tuple[bool, bool]:
+    """(save, stop) after `step`; reads the clock and the signal once."""
+    by_time = self.every_secs > 0 and time.monotonic() - self.last_save >= self.every_secs
+    flags = np.array([by_time, signum is not None])
+    if jax.process_count() > 1:
+      flags = multihost_utils.process_allgather(flags).any(axis=0)
+    stop = bool(flags[1])
+    return stop or bool(flags[0]) or step % self.every_steps == 0 or step == self.last_step, stop
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> steps.TrainState:
-  """Trains (or resumes) a GAN as `config` says, writing into `workdir`."""
+  """Trains (or resumes) a GAN as `config` says, writing into `workdir`.
+
+  The workdir's lock is taken before anything else is written there: a
+  second trainer on a live workdir is refused (workdir_lock.WorkdirLocked).
+  """
   config_lib.validate(config, num_devices=jax.device_count())
-  is_main = jax.process_index() == 0
   os.makedirs(workdir, exist_ok=True)
+  lock = (workdir_lock.WorkdirLock(workdir) if jax.process_index() == 0
+          else contextlib.nullcontext())
+  with lock:
+    return _train(config, workdir)
 
+
+def _train(config, workdir):
   ckpt = checkpointing.Checkpointer(os.path.join(workdir, "checkpoints"), config.max_to_keep)
-  resuming = ckpt.latest_step() is not None
-  if resuming:  # refuse a changed model before spending time on data and init
-    ckpt.check_compatible(config)
+  try:
+    resume_step = ckpt.newest_intact_step()
+    if resume_step is not None:  # refuse a changed model before spending time on data and init
+      ckpt.check_compatible(config, resume_step)
+    run = _Run(config, workdir, ckpt)
+    state = run.initial_state(resume_step is not None)
+    return _loop(run, state)
+  finally:
+    ckpt.close()
 
-  info = input_pipeline.load_dataset(config)
-  num_classes = info.num_classes if config.model.conditional else 0
-  # Lets gemgan.sample name classes without the data set.
-  meta = {"num_classes": info.num_classes, "class_names": list(info.class_names)}
-  generator, critic = models.build_models(config, num_classes=info.num_classes)
-  state = steps.create_train_state(config, generator, critic)
 
-  if resuming:
-    state = ckpt.restore(state)
-    logging.info("Resumed from step %d in %s", int(state.step), ckpt.directory)
-  elif is_main:
-    with open(os.path.join(workdir, "config.json"), "w") as f:
-      f.write(config.to_json_best_effort(indent=2))
-  start_step = int(state.step)
+class _Run:
+  """What the loop works with: data, networks, the sharded step, logs, evaluator."""
 
-  train_step, replicated, batch_sharding = parallel.make_sharded_train_step(
-      config, generator, critic, parallel.make_mesh())
-  state = jax.device_put(state, replicated)
+  def __init__(self, config, workdir, ckpt):
+    self.config, self.workdir, self.ckpt = config, workdir, ckpt
+    self.is_main = jax.process_index() == 0
+    self.info = info = input_pipeline.load_dataset(config)
+    self.num_classes = info.num_classes if config.model.conditional else 0
+    # Lets gemgan.sample name classes without the data set.
+    self.meta = {"num_classes": info.num_classes, "class_names": list(info.class_names)}
+    self.generator, self.critic = models.build_models(config, num_classes=info.num_classes)
+    self.train_step, self.replicated, self.batch_sharding = parallel.make_sharded_train_step(
+        config, self.generator, self.critic, parallel.make_mesh())
+    self.logs = _Logs(workdir, self.is_main)
+    self.warn = _AlarmLog()
+    self.grid = fixed_latents(config, config.num_sample_grid, self.num_classes)
+    self.sample_fn = models.generator_apply(self.generator)
+    self.evaluator = _make_evaluator(config, info, workdir) if config.eval_every_steps else None
+    self.resumed_from = None
 
-  on_device = config.data.on_device and info.images is not None
-  if on_device:
-    # Small sets live on the device; batches are gathered inside the step.
-    dataset_u8 = jax.device_put(info.images, replicated)
-    labels_all = np.asarray(info.labels)
-    logging.info("Dataset on device: %d images, %.1f MB", info.num_examples,
-                 info.images.nbytes / 1e6)
-  else:
-    batches = input_pipeline.create_train_iterator(config, info, start_step=start_step)
+  def initial_state(self, resuming: bool) -> steps.TrainState:
+    """A fresh state, or the newest intact checkpoint's; placed on the devices."""
+    state = steps.create_train_state(self.config, self.generator, self.critic)
+    if resuming:
+      state = self.ckpt.restore_newest_intact(state, self.config)
+      self.resumed_from = int(state.step)
+      logging.info("Resumed from step %d in %s", self.resumed_from, self.ckpt.directory)
+    elif self.is_main:
+      with open(os.path.join(self.workdir, "config.json"), "w") as f:
+        f.write(self.config.to_json_best_effort(indent=2))
+    self._make_batches(int(state.step))
+    return jax.device_put(state, self.replicated)
 
-  def next_batch(step):
-    if on_device:
-      idx, flip = input_pipeline.process_batch_indices(config, step, info.num_examples)
-      b = parallel.shard_batch({"index": idx, "flip": flip, "label": labels_all[idx]},
-                               batch_sharding)
-      b["dataset"] = dataset_u8
-      return b
-    return parallel.shard_batch(next(batches), batch_sharding)
+  def _make_batches(self, start_step: int):
+    config, info = self.config, self.info
+    if config.data.on_device and info.images is not None:
+      # Small sets live on the device; batches are gathered inside the step.
+      self._dataset = jax.device_put(info.images, self.replicated)
+      self._labels = np.asarray(info.labels)
+      self._batches = None
+      logging.info("Dataset on device: %d images, %.1f MB", info.num_examples,
+                   info.images.nbytes / 1e6)
+    else:
+      self._batches = input_pipeline.create_train_iterator(config, info, start_step=start_step)
 
-  warn = _AlarmLog()
-  grid_z, grid_labels = fixed_latents(config, config.num_sample_grid, num_classes)
-  sample_fn = models.generator_apply(generator)
-  logger = _Logger(workdir, config.num_train_steps, config.batch_size, is_main)
-  evaluator = _make_evaluator(config, info, workdir) if config.eval_every_steps else None
+  def next_batch(self, step: int):
+    if self._batches is not None:
+      return parallel.shard_batch(next(self._batches), self.batch_sharding)
+    idx, flip = input_pipeline.process_batch_indices(self.config, step, self.info.num_examples)
+    b = parallel.shard_batch({"index": idx, "flip": flip, "label": self._labels[idx]},
+                             self.batch_sharding)
+    b["dataset"] = self._dataset
+    return b
 
-  def write_samples(step, state):
-    images = visualize.to_uint8(sample_fn(state.ema_params, state.generator.state, grid_z, grid_labels))
+  def write_samples(self, step, state):
+    z, labels = self.grid
+    images = visualize.to_uint8(self.sample_fn(state.ema_params, state.generator.state, z,
+                                                labels))
     grid = visualize.image_grid(images)
-    if is_main:
-      visualize.save_png(os.path.join(workdir, "samples", f"step_{step}.png"), grid)
-      logger.image(step, "samples", grid[None])
-      visualize.plot_curves(visualize.read_jsonl(logger.path), os.path.join(workdir,
-                                                                            "curves.png"))
+    if self.is_main:
+      visualize.save_png(os.path.join(self.workdir, "samples", f"step_{step}.png"), grid)
+      self.logs.image(step, "samples", grid[None])
+      self.plot_curves()
     diversity = float(monitors.sample_diversity(visualize.from_uint8(images)))
-    logger.scalars(step, {"sample_diversity": diversity}, console=False)
-    warn(monitors.check_alarms({"step": step, "sample_diversity": diversity}, None,
-                               config.monitor.collapse_threshold), "collapse")
+    self.logs.scalars(step, {"sample_diversity": diversity}, console=False)
+    self.warn(monitors.check_alarms({"step": step, "sample_diversity": diversity}, None,
+                                    self.config.monitor.collapse_threshold), "collapse")
 
+  def plot_curves(self):
+    if self.is_main:
+      visualize.plot_curves(visualize.read_jsonl(self.logs.path),
+                            os.path.join(self.workdir, "curves.png"))
+
+  def check_and_log(self, step: int, pending: list) -> None:
+    """Logs the means of `pending` metrics; raises TrainingDiverged if one is not finite."""
+    means = jax.device_get(jax.tree_util.tree_map(lambda *x: jnp.mean(jnp.stack(x)), *pending))
+    since = step - len(pending)
+    pending.clear()
+    bad = [k for k, v in means.items() if not np.isfinite(v)]
+    if bad:
+      raise TrainingDiverged(self._diverged_message(bad, step, since))
+    self.logs.scalars(step, means)
+    # r_t needs a critic whose zero means "undecided" (BCE, hinge).
+    overfit = None if self.config.loss == "wasserstein" else self.config.monitor.overfit_threshold
+    self.warn(monitors.check_alarms({"step": step, **means}, overfit, None), "overfit")
+
+  def _diverged_message(self, bad, step, since) -> str:
+    # The state before this step's donation is gone; the last saved
+    # checkpoint is the last good one and is left as it was.
+    latest = self.ckpt.latest_step()
+    message = (f"non-finite {', '.join(bad)} by step {step} (averaged since step {since}); "
+               f"training stopped. The latest checkpoint (step {latest}) in "
+               f"{self.ckpt.directory} is untouched.")
+    if self.resumed_from is not None and latest == self.resumed_from:
+      n = step - self.resumed_from
+      message += (f" This run diverged {n} step{'s' * (n != 1)} after resuming from "
+                  f"step {self.resumed_from}, so rerunning will diverge again: resume from an "
+                  "earlier checkpoint (move the later ones out of that folder) or change "
+                  "the config (e.g. learning rates).")
+    return message
+
+
+def _loop(run: _Run, state: steps.TrainState) -> steps.TrainState:
+  """Iterations with at most max_steps_in_flight dispatched ahead of the device."""
+  config = run.config
+  step = start_step = int(state.step)
   if start_step >= config.num_train_steps:
     logging.info("Nothing to do: step %d >= num_train_steps %d", start_step,
                  config.num_train_steps)
     return state
-  logging.info("Training %s from step %d to %d on %d device(s), global batch %d",
-               config.model.name, start_step, config.num_train_steps, jax.device_count(),
-               config.batch_size)
-
-  # r_t needs a critic whose zero means "undecided" (BCE, hinge).
-  overfit_threshold = (None if config.loss == "wasserstein"
-                       else config.monitor.overfit_threshold)
+  logging.info("Training %s from step %d to %d on %d device(s), global batch %d, at most %d "
+               "step(s) in flight", config.model.name, start_step, config.num_train_steps,
+               jax.device_count(), config.batch_size, config.max_steps_in_flight)
+  schedule = _Schedule(config)
+  progress = periodic_actions.ReportProgress(
+      num_train_steps=config.num_train_steps, writer=run.logs.files,
+      every_steps=config.log_every_steps, every_secs=None)
+  in_flight = collections.deque()  # metrics of steps dispatched, not yet waited for
   pending = []  # device metrics since the last log, fetched only when logging
   with _StopRequest() as stop:
-    logger.start(start_step)
-    step = start_step
     while step < config.num_train_steps:
-      new_state, metrics = train_step(state, next_batch(step))
+      state, metrics = run.train_step(state, run.next_batch(step))
       step += 1
+      in_flight.append(metrics)
       pending.append(metrics)
-      last = step == config.num_train_steps
-      # Read the signal flag once: one arriving later in this iteration is
-      # handled (saved) after the next step, never skipped.
-      stopping = stop.signum
-      saving = step % config.checkpoint_every_steps == 0 or last or stopping
-      # Metrics are checked before every save, so a NaN state is never saved.
-      if step % config.log_every_steps == 0 or saving:
-        means_steps = list(pending)
-        means = jax.device_get(jax.tree_util.tree_map(lambda *x: jnp.mean(jnp.stack(x)),
-                                                      *pending))
-        pending.clear()
-        bad = [k for k, v in means.items() if not np.isfinite(v)]
-        if bad:
-          # `state` (before this step's donation) is gone; the last saved
-          # checkpoint is the last good one and is left as it was.
-          ckpt.close()
-          raise TrainingDiverged(
-              f"non-finite {', '.join(bad)} by step {step} (averaged since step "
-              f"{step - len(means_steps)}); training stopped. The latest checkpoint "
-              f"(step {ckpt.latest_step()}) in {ckpt.directory} is untouched.")
-        logger.scalars(step, means)
-        warn(monitors.check_alarms({"step": step, **means}, overfit_threshold, None),
-             "overfit")
-      state = new_state
-      if step % config.sample_every_steps == 0 or last:
-        write_samples(step, state)
-      if evaluator is not None and (step % config.eval_every_steps == 0 or last):
-        evaluator.run(step, state, logger, sample_fn)
+      while len(in_flight) >= config.max_steps_in_flight:
+        jax.block_until_ready(in_flight.popleft())
+      progress(step)
+      saving, stopping = schedule(step, stop.signum)
+      _after_step(run, step, state, pending, saving)
       if saving:
-        ckpt.save(state, config, extra=meta)
+        schedule.saved()
       if stopping:
         logging.warning("Signal %d: saved step %d, exiting cleanly. Rerun the same command "
-                        "to resume.", stopping, step)
+                        "to resume.", stop.signum, step)
         break
-  ckpt.close()
-  if is_main:
-    visualize.plot_curves(visualize.read_jsonl(logger.path), os.path.join(workdir, "curves.png"))
+  run.plot_curves()
+  run.logs.close()
   return state
+
+
+def _after_step(run: _Run, step: int, state, pending: list, saving: bool) -> None:
+  """Logging (metrics are checked before every save), samples, evaluation, checkpoint."""
+  config, last = run.config, step == run.config.num_train_steps
+  if step % config.log_every_steps == 0 or saving:
+    run.check_and_log(step, pending)
+  if step % config.sample_every_steps == 0 or last:
+    run.write_samples(step, state)
+  if run.evaluator is not None and (step % config.eval_every_steps == 0 or last):
+    run.evaluator.run(step, state, run.logs, run.sample_fn)
+  if saving:
+    run.ckpt.save(state, config, extra=run.meta)
 
 
 class _AlarmLog:

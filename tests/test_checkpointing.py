@@ -233,10 +233,10 @@ def test_full_disk_fails_clearly_and_keeps_previous(tmp_path, config, state):
   checkpointing.Checkpointer(directory).save(state, config)
   error = save_step_8(directory, "full_disk")
   assert "File too large" in error
-  assert list(directory.glob("8.orbax-checkpoint-tmp*"))  # it had started writing
   assert checkpointing.Checkpointer(directory, read_only=True).all_steps() == [7]
   # The rerun (with space again) resumes from step 7 and saves step 8.
   rerun = checkpointing.Checkpointer(directory)
+  assert not list(directory.glob("8.orbax-checkpoint-tmp*"))  # removed at the next start
   assert_trees_equal(rerun.restore(make_state(config, seed=5)), state)
   rerun.save(make_state(config, step=8), config)
   assert rerun.all_steps() == [7, 8]
@@ -255,6 +255,63 @@ def test_checkpoint_written_on_gpu_restores_here(tmp_path, config, state):
     text = path.read_text()
     assert "cpu:0" in text
     path.write_text(text.replace("cpu:0", "cuda:0"))
+  checkpointing.write_checksums(str(directory / "7"))  # as the GPU run sealed it
   restored = checkpointing.Checkpointer(directory).restore(make_state(config, seed=6))
   assert_trees_equal(restored, state)
   assert restored.generator.params["conv_0"]["kernel"].devices() == {jax.devices()[0]}
+
+
+def saved_steps_7_and_9(directory, config):
+  """A checkpoint dir with intact steps 7 and 9 (different values)."""
+  ckpt = checkpointing.Checkpointer(directory)
+  ckpt.save(make_state(config, seed=0, step=7), config)
+  ckpt.save(make_state(config, seed=1, step=9), config)
+  ckpt.close()
+  return directory / "9"
+
+
+def largest_data_file(step_dir: pathlib.Path, item: str) -> pathlib.Path:
+  return max((p for p in (step_dir / item).rglob("*") if p.is_file() and "/d/" in str(p)),
+             key=lambda p: p.stat().st_size)
+
+
+def flip_bytes(path: pathlib.Path, count: int = 256):
+  data = bytearray(path.read_bytes())
+  middle = len(data) // 2
+  data[middle:middle + count] = bytes(b ^ 0xFF for b in data[middle:middle + count])
+  path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("corrupt", ["data", "metadata"])
+def test_corrupt_latest_step_is_named_and_the_previous_one_used(tmp_path, config, corrupt,
+                                                                caplog):
+  directory = tmp_path / "ckpt"
+  step_9 = saved_steps_7_and_9(directory, config)
+  bad = (largest_data_file(step_9, "generator") if corrupt == "data"
+         else step_9 / "critic" / "_METADATA")
+  flip_bytes(bad, 256 if corrupt == "data" else 8)
+
+  reader = checkpointing.Checkpointer(directory, read_only=True)  # what gemgan.sample uses
+  with pytest.raises(checkpointing.CorruptCheckpoint,
+                     match=rf"step 9 .*corrupt: {re.escape(str(bad))} does not match"):
+    reader.read_meta(9)  # an explicit step is refused
+  assert reader.read_meta()["step"] == 7  # no step asked: the newest intact one
+  assert "Skipping the checkpoint of step 9" in caplog.text and str(bad) in caplog.text
+
+  writer = checkpointing.Checkpointer(directory)  # a resuming training run
+  restored = writer.restore_newest_intact(make_state(config, seed=2), config)
+  assert_trees_equal(restored, make_state(config, seed=0, step=7))
+  assert writer.all_steps() == [7]  # 9 moved aside, so the run can save step 9 again
+  assert (tmp_path / "ckpt_corrupt" / "9").is_dir()
+
+
+def test_a_step_without_checksums_is_not_intact(tmp_path, config):
+  directory = tmp_path / "ckpt"
+  step_9 = saved_steps_7_and_9(directory, config)
+  (step_9 / checkpointing.CHECKSUMS).unlink()  # killed between Orbax's rename and ours
+  ckpt = checkpointing.Checkpointer(directory, read_only=True)
+  assert ckpt.newest_intact_step() == 7
+  (directory / "7" / checkpointing.CHECKSUMS).unlink()
+  ckpt = checkpointing.Checkpointer(directory, read_only=True)  # verifies afresh
+  with pytest.raises(checkpointing.CheckpointError, match="no intact checkpoint.*step 9.*step 7"):
+    ckpt.newest_intact_step()

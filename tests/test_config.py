@@ -1,8 +1,13 @@
 """Every preset validates; bad values fail up front naming the key."""
+import importlib
+import re
+
+import ml_collections
 import pytest
 
 from configs import dcgan, hinge_sn, wgan_gp
 from gemgan import config_lib
+from tests.conftest import REPO_ROOT
 
 PRESETS = [(dcgan, p) for p in ("", "seed", "quick")] + \
           [(wgan_gp, p) for p in ("", "seed", "quick", "ema_diffaug")] + \
@@ -30,6 +35,8 @@ def test_unknown_preset_is_an_error(module):
     ("latent_dist", "laplace", "config.latent_dist"),
     ("data.name", "mnist", "config.data.name: unknown dataset"),
     ("model.conv_impl", "cudnn", "config.model.conv_impl: 'cudnn' is not one of"),
+    ("ema.halflife_kimg", -1.0, "config.ema.halflife_kimg: must be a number > 0"),
+    ("checkpoint_every_minutes", -5.0, "config.checkpoint_every_minutes: must be >= 0"),
 ])
 def test_bad_values_name_the_key(key, value, match):
   c = wgan_gp.get_config()
@@ -48,3 +55,52 @@ def test_batch_must_split_over_devices():
   config_lib.validate(c, num_devices=3)
   with pytest.raises(config_lib.ConfigError, match="not divisible by the 8 devices"):
     config_lib.validate(c, num_devices=8)
+
+
+def preset_names(module) -> list[str]:
+  """The presets a config file's docstring lists ('(none)' is the default, '')."""
+  listing = module.__doc__.split("Presets", 1)[1]
+  names = re.findall(r"^  (\(none\)|[a-z][a-z0-9_]*)\s", listing, re.M)
+  return ["" if n == "(none)" else n for n in names]
+
+
+CONFIG_MODULES = {path.stem: importlib.import_module(f"configs.{path.stem}")
+                  for path in sorted((REPO_ROOT / "configs").glob("*.py"))}
+ALL_PRESETS = [(name, preset) for name, module in CONFIG_MODULES.items()
+               for preset in preset_names(module)]
+
+
+def leaves(config, prefix=""):
+  for key, value in config.items():
+    if isinstance(value, ml_collections.ConfigDict):
+      yield from leaves(value, f"{prefix}{key}.")
+    else:
+      yield prefix + key, value
+
+
+def test_every_config_file_lists_its_presets():
+  assert {name for name, _ in ALL_PRESETS} == set(CONFIG_MODULES)
+  assert ("wgan_gp", "ema_diffaug") in ALL_PRESETS and ("hinge_sn", "") in ALL_PRESETS
+
+
+@pytest.mark.parametrize("name,preset", ALL_PRESETS)
+def test_every_key_of_every_preset_is_validated(name, preset):
+  module = CONFIG_MODULES[name]
+  config_lib.validate(module.get_config(preset))
+  for key, value in leaves(module.get_config(preset)):
+    if isinstance(value, bool):
+      bad_values = ["yes", 1]
+    elif isinstance(value, (int, float)):
+      bad_values = [-1, "1"]  # negative, and the wrong type
+    else:
+      bad_values = [7]
+    for bad in bad_values:
+      config = module.get_config(preset)
+      *parents, leaf = key.split(".")
+      node = config
+      for part in parents:
+        node = node[part]
+      with node.ignore_type():
+        node[leaf] = bad
+      with pytest.raises(config_lib.ConfigError, match=rf"^config\.{re.escape(key)}: "):
+        config_lib.validate(config)

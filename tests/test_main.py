@@ -41,3 +41,19 @@ def test_main_loop_writes_every_output(tmp_path):
   assert glob.glob(os.path.join(workdir, "tensorboard", "events.out.tfevents.*"))
   assert json.load(open(os.path.join(workdir, "config.json")))["model"]["width"] == 4
   assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == ["2", "4"]
+
+
+def test_a_bad_config_value_ends_the_output_with_one_clear_line(tmp_path):
+  from tests.conftest import REPO_ROOT  # pylint: disable=g-import-not-at-top
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  result = subprocess.run(
+      [sys.executable, "-m", "gemgan.main", "--config=configs/wgan_gp.py:quick",
+       f"--workdir={tmp_path / 'run'}", "--config.ema.halflife_kimg=-1"],
+      cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
+      env={**os.environ, "JAX_PLATFORMS": "cpu", "TF_CPP_MIN_LOG_LEVEL": "3"})
+  assert result.returncode == 1
+  last = result.stderr.strip().splitlines()[-1]
+  assert last.endswith("ConfigError: config.ema.halflife_kimg: must be a number > 0, got -1.0"), (
+      result.stderr[-2000:])
+  assert not os.path.exists(tmp_path / "run" / "checkpoints")

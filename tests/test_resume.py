@@ -5,6 +5,7 @@ shares one persistent XLA cache (this process and its subprocesses), so the
 iteration compiles once and later runs load it.
 """
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -20,10 +21,13 @@ from configs import wgan_gp
 from gemgan import checkpointing
 from gemgan import input_pipeline
 from gemgan import monitors
+from gemgan import parallel
 from gemgan import sample
 from gemgan import train
+from gemgan import workdir_lock
 from tests.conftest import REPO_ROOT
-from tests.test_checkpointing import assert_trees_equal, make_state, read_only
+from tests.test_checkpointing import (assert_trees_equal, flip_bytes, largest_data_file,
+                                      make_state, read_only)
 
 NUM_STEPS = 8
 TINY = {
@@ -182,8 +186,9 @@ def test_nan_stops_naming_the_step_and_keeps_the_last_checkpoint(env, reference,
   checkpointing.Checkpointer(tmp_path / "checkpoints").save(state, config)
   before = files(tmp_path / "checkpoints")
   with pytest.raises(train.TrainingDiverged,
-                     match=r"non-finite \w+.* by step 5 .*latest checkpoint \(step 4\)"):
+                     match=r"non-finite \w+.* by step 5 .*latest checkpoint \(step 4\)") as e:
     train.train_and_evaluate(config, str(tmp_path))
+  assert "diverged 1 step after resuming from step 4" in str(e.value)
   assert files(tmp_path / "checkpoints") == before
 
 
@@ -198,10 +203,11 @@ def test_failed_save_stops_with_a_clear_error_and_keeps_the_last_checkpoint(env,
                               capture_output=True, text=True, timeout=240)
     except subprocess.TimeoutExpired as e:
       raise AssertionError("the run hung after its failed save") from e
-  assert result.returncode != 0
+  assert result.returncode == 1
+  last = result.stderr.strip().splitlines()[-1]  # the clear line ends the output
   assert ("CheckpointError: saving the checkpoint of step 6 to " f"{ckpt_dir} failed"
-          in result.stderr), result.stderr[-3000:]
-  assert "latest complete: 4" in result.stderr
+          in last), result.stderr[-3000:]
+  assert "latest complete: 4" in last and "Exception ignored" not in result.stderr
   assert files(ckpt_dir) == before
   assert int(checkpointing.Checkpointer(ckpt_dir).restore(make_state(make_config(env))).step) == 4
 
@@ -224,3 +230,59 @@ def test_a_run_checkpoint_samples_and_names_its_classes(env, reference):
   assert sampler.step == NUM_STEPS
   images = sampler.generate(3, batch_size=4)
   assert images.shape == (3, 16, 16, 3) and images.dtype == np.uint8
+
+
+def test_steps_in_flight_are_bounded_and_a_signal_saves_the_step_reached(
+    env, reference, tmp_path, monkeypatch):
+  del reference  # only for its compiled programs
+  real = parallel.make_sharded_train_step
+  slow = jax.jit(lambda x: jax.pure_callback(lambda v: (time.sleep(0.3), v)[1],
+                                             jax.ShapeDtypeStruct(x.shape, x.dtype), x))
+  outputs, running_at_dispatch = [], []
+
+  def slow_steps(*args):
+    step_fn, replicated, batch_sharding = real(*args)
+
+    def slow_step(state, batch):
+      running_at_dispatch.append(sum(not m["d_loss"].is_ready() for m in outputs))
+      if len(outputs) == 5:
+        os.kill(os.getpid(), signal.SIGINT)  # while dispatching step 6
+      state, metrics = step_fn(state, batch)
+      metrics = {**metrics, "d_loss": slow(metrics["d_loss"])}  # a slow iteration
+      outputs.append(metrics)
+      return state, metrics
+
+    return slow_step, replicated, batch_sharding
+
+  monkeypatch.setattr(parallel, "make_sharded_train_step", slow_steps)
+  state = train.train_and_evaluate(make_config(
+      env, num_train_steps=100, log_every_steps=1000, checkpoint_every_steps=1000,
+      max_steps_in_flight=2), str(tmp_path))
+  # Before step s, the loop waited for step s - 2: one earlier step at most still runs.
+  assert max(running_at_dispatch) == 1, running_at_dispatch
+  assert int(state.step) == 6
+  assert checkpointing.Checkpointer(tmp_path / "checkpoints").all_steps() == [6]
+
+
+def test_a_corrupt_latest_checkpoint_is_refused_by_sample_and_skipped_by_resume(
+    env, reference, tmp_path, caplog):
+  shutil.copytree(reference[0] / "checkpoints", tmp_path / "checkpoints")
+  step_8 = tmp_path / "checkpoints" / "8"
+  bad = largest_data_file(step_8, "generator")
+  flip_bytes(bad)
+  with pytest.raises(checkpointing.CorruptCheckpoint,
+                     match=rf"step 8 .*{re.escape(str(bad))} does not match"):
+    sample.load_generator(str(tmp_path), step=8)
+  assert sample.load_generator(str(tmp_path)).step == 6  # no step asked: newest intact
+
+  resumed = train.train_and_evaluate(make_config(env), str(tmp_path))  # 6 -> 8 again
+  assert "Skipping the checkpoint of step 8" in caplog.text and str(bad) in caplog.text
+  assert_trees_equal(jax.device_get(resumed), reference[1])
+  assert (tmp_path / "checkpoints_corrupt" / "8").is_dir()
+
+
+def test_a_second_trainer_on_a_live_workdir_is_refused_before_writing(env, tmp_path):
+  with workdir_lock.WorkdirLock(str(tmp_path)):
+    with pytest.raises(workdir_lock.WorkdirLocked, match=f"PID {os.getpid()}"):
+      train.train_and_evaluate(make_config(env), str(tmp_path))
+  assert os.listdir(tmp_path) == [workdir_lock.LOCK_NAME]
