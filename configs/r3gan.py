@@ -16,9 +16,13 @@ no other tricks. Values and their sources:
 Deviation for 4,400 photos: augmentation is ADA's adaptive p (target 0.6)
 rather than R3GAN's scheduled p, so the amount follows the overfitting.
 
-Presets: (none) 96 px, width 64; `cpu32` 32 px, width 32; `quick` synthetic
-gems, CPU-sized. Durations: `--config.num_train_kimg=N` (the schedules follow
-it: schedule.kimg is tied to num_train_kimg).
+Durations: `--config.num_train_kimg=N`; the schedules span it (schedule.kimg 0).
+
+Presets (`--config=configs/r3gan.py:<preset>`, combine with commas):
+  (none)       real gems at 96 px, width 64
+  conditional  class-conditional (embedding in G, projection in D)
+  cpu32        32 px, width 32
+  quick        synthetic gems at 32 px, CPU-sized
 """
 from gemgan import ada
 from gemgan import config_lib
@@ -39,7 +43,6 @@ def get_config(preset: str = ""):
   c.ema.enabled = True
   c.augment.ada_ops = ",".join(ada.OPS)
   c.augment.ada_target = 0.6
-  c.schedule.kimg = c.get_ref("num_train_kimg")
   c.schedule.update(lr_end=5e-5, b2_end=0.99, gamma_end=0.005)
 
   for part in [p for p in preset.split(",") if p]:

@@ -109,7 +109,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.augment.ada_interval = 4  # iterations between adjustments (StyleGAN2-ADA)
   c.augment.ada_kimg = 500.0  # p can move 0 -> 1 in this many kimg (StyleGAN2-ADA)
 
-  # Cosine schedules over images (gemgan/schedules.py); kimg 0 = all constant.
+  # Cosine schedules over images (gemgan/schedules.py): each set *_end is reached
+  # after schedule.kimg (0: the run's num_train_kimg); unset ends stay constant.
   c.schedule = ml_collections.ConfigDict()
   c.schedule.kimg = 0.0
   for name in ("lr", "b2", "gamma", "ema_halflife_kimg", "aug_p"):
@@ -172,6 +173,8 @@ _INTS = {
     "max_to_keep": 1, "num_sample_grid": 1, "max_steps_in_flight": 1,
     "data.num_examples": 1, "data.seed": 0, "model.latent_dim": 1, "model.width": 1,
     "r1_every": 1, "n_critic": 1, "n_generator": 1, "eval.num_samples": 1,
+    "model.blocks_per_stage": 1, "model.attention_res": 0, "model.expansion": 1,
+    "model.group_width": 0, "augment.ada_interval": 1,
 }
 # Reals: key -> (lowest, highest or None, whether highest itself is excluded).
 _NUMBERS = {
@@ -181,12 +184,15 @@ _NUMBERS = {
     "optimizer.b2": (0.0, 1.0, True), "ema.rampup": (0.0, None, False),
     "monitor.overfit_threshold": (0.0, 1.0, False),
     "monitor.collapse_threshold": (0.0, 1.0, False),
+    "r2_weight": (0.0, None, False), "augment.p": (0.0, 1.0, False),
+    "augment.ada_target": (0.0, 1.0, True),
+    "schedule.kimg": (0.0, None, False),  # 0: the run's num_train_kimg
 }
-_POSITIVE = ("optimizer.g_lr", "optimizer.d_lr", "ema.halflife_kimg")  # > 0
+_POSITIVE = ("optimizer.g_lr", "optimizer.d_lr", "ema.halflife_kimg", "augment.ada_kimg")  # > 0
 _BOOLS = ("data.random_flip", "data.on_device", "model.generator_final_norm",
           "model.bias_before_norm", "model.conditional", "ema.enabled")
 _STRINGS = ("data.manual_dir", "data.data_dir", "data.split", "augment.policy",
-            "eval.weights")
+            "augment.ada_ops", "eval.weights")
 _NOTES = {"eval_every_steps": " (0 disables)", "checkpoint_every_minutes": " (0 disables)"}
 _CHOICE_NOUNS = {"model.name": "model", "loss": "loss", "data.name": "dataset"}
 _CHOICES = {
@@ -234,6 +240,12 @@ def validate(config: ml_collections.ConfigDict, num_devices: int = 1) -> None:
   """
   c = config
   _check_kinds(c)
+  # num_train_steps is computed from these two: check them before reading it.
+  for key in ("n_critic", "batch_size"):
+    _check(_is_int(c[key]), key, f"must be an integer, got {c[key]!r}")
+    _check(c[key] >= 1, key, f"must be >= 1, got {c[key]}")
+  kimg = c.num_train_kimg
+  _check(_is_number(kimg) and kimg > 0, "num_train_kimg", f"must be a number > 0, got {kimg!r}")
   size = c.data.image_size
   _check(_is_int(size) and size > 0 and size % UPSAMPLE_FACTOR == 0, "data.image_size",
          f"{size} cannot be made by four stride-2 upsamplings of a square map: use a "
@@ -250,26 +262,19 @@ def validate(config: ml_collections.ConfigDict, num_devices: int = 1) -> None:
 
 
 def _validate_architecture(c):
+  """Cross-key checks of the ResNet/R3GAN/RpGAN keys (ranges are in the tables above)."""
   m = c.model
-  _check(m.blocks_per_stage >= 1, "model.blocks_per_stage", f"must be >= 1, got "
-         f"{m.blocks_per_stage}")
-  _check(m.attention_res >= 0, "model.attention_res", "must be >= 0 (0: no attention)")
-  _check(m.expansion >= 1, "model.expansion", f"must be >= 1, got {m.expansion}")
   grouped_ok = m.group_width == 0 or (m.width * m.expansion) % m.group_width == 0
-  _check(m.group_width >= 0 and grouped_ok, "model.group_width", f"{m.group_width} must divide width * expansion = "
+  _check(grouped_ok, "model.group_width", f"{m.group_width} must divide width * expansion = "
          f"{m.width * m.expansion} (the grouped conv's channels), or be 0 (one group)")
-  _check(c.r2_weight >= 0, "r2_weight", "must be >= 0")
   _check(c.loss != "rpgan" or c.gp_weight == 0, "gp_weight",
          "WGAN-GP's penalty pulls gradient norms to 1; RpGAN uses R1/R2 (r1_weight, "
          "r2_weight) instead: set gp_weight=0")
 
 
 def _validate_augment_and_schedules(c):
+  """ADA's ops and the schedules' end values (None: not scheduled)."""
   a, s = c.augment, c.schedule
-  _check(0.0 <= a.p <= 1.0, "augment.p", f"a probability in [0, 1], got {a.p}")
-  _check(0.0 <= a.ada_target < 1.0, "augment.ada_target", "must be in [0, 1) (0: fixed p)")
-  _check(a.ada_interval >= 1, "augment.ada_interval", "must be >= 1")
-  _check(a.ada_kimg > 0, "augment.ada_kimg", "must be > 0")
   _check(not a.ada_target or a.ada_ops, "augment.ada_ops",
          "adaptive p (augment.ada_target > 0) needs ADA ops to apply")
   if a.ada_ops:
@@ -277,12 +282,11 @@ def _validate_augment_and_schedules(c):
       ada.validate_ops(a.ada_ops)
     except ValueError as e:
       raise ConfigError(f"config.augment.ada_ops: {e}") from None
-  _check(s.kimg >= 0, "schedule.kimg", "must be >= 0 (0: no schedules)")
-  for name in ("lr", "b2", "gamma", "ema_halflife_kimg", "aug_p"):
+  for name, highest in (("lr", None), ("b2", 0.9999), ("gamma", None),
+                        ("ema_halflife_kimg", None), ("aug_p", 1.0)):
     end = s[f"{name}_end"]
-    _check(end is None or end >= 0, f"schedule.{name}_end", f"must be >= 0, got {end}")
-  _check(s.aug_p_end is None or s.aug_p_end <= 1, "schedule.aug_p_end", "a probability")
+    ok = end is None or (_is_number(end) and end >= 0 and (highest is None or end <= highest))
+    _check(ok, f"schedule.{name}_end",
+           f"must be unset or a number in [0, {highest or 'inf'}], got {end!r}")
   _check(s.gamma_end is None or c.r1_weight > 0, "schedule.gamma_end",
          "anneals r1_weight (and r2_weight by the same factor): set r1_weight > 0")
-  _check(s.b2_end is None or s.b2_end < 1, "schedule.b2_end", "must be < 1")
-  _check(c.num_train_kimg > 0, "num_train_kimg", "must be > 0")

@@ -1,8 +1,9 @@
 """Cosine schedules over images seen (R3GAN anneals lr, beta2, gamma, EMA and aug p).
 
-`config.schedule.kimg` > 0 turns them on: each `<name>_end` that is set is
-reached after that many thousand images, starting from the config's plain
-value (e.g. `optimizer.g_lr`), and held after. Unset ends stay constant.
+Each `config.schedule.<name>_end` that is set is reached after
+`schedule.kimg` thousand images (0: the run's num_train_kimg), starting from
+the config's plain value (e.g. `optimizer.g_lr`), and held after. Unset ends
+stay constant.
 """
 import math
 
@@ -16,14 +17,16 @@ def cosine(start: float, end: float, total_images: float, images_seen):
   return end + (start - end) * 0.5 * (1.0 + jnp.cos(math.pi * t))
 
 
-def value(config: ml_collections.ConfigDict, name: str, start: float, images_seen):
-  """`start`, or its cosine towards `config.schedule.<name>_end` when one is set."""
-  s = config.schedule
-  end = s.get(f"{name}_end")
-  if not s.kimg or end is None:
-    return jnp.asarray(start, jnp.float32)
-  return cosine(start, end, s.kimg * 1000.0, images_seen)
+def total_images(config: ml_collections.ConfigDict) -> float:
+  return (config.schedule.kimg or config.num_train_kimg) * 1000.0
 
 
 def is_scheduled(config: ml_collections.ConfigDict, name: str) -> bool:
-  return bool(config.schedule.kimg) and config.schedule.get(f"{name}_end") is not None
+  return config.schedule.get(f"{name}_end") is not None
+
+
+def value(config: ml_collections.ConfigDict, name: str, start: float, images_seen):
+  """`start`, or its cosine towards `config.schedule.<name>_end` when one is set."""
+  if not is_scheduled(config, name):
+    return jnp.asarray(start, jnp.float32)
+  return cosine(start, config.schedule[f"{name}_end"], total_images(config), images_seen)

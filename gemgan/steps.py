@@ -67,7 +67,7 @@ def make_optimizer(config: ml_collections.ConfigDict, lr: float) -> optax.Gradie
   lr_on, b2_on = schedules.is_scheduled(config, "lr"), schedules.is_scheduled(config, "b2")
   if not (lr_on or b2_on):
     return optax.adam(lr, b1=o.b1, b2=o.b2)
-  total = config.schedule.kimg * 1000.0
+  total = schedules.total_images(config)
   # Schedules see the update count; count * batch is the images this network trained on.
   lr_at = lambda n: lr * schedules.cosine(1.0, config.schedule.lr_end / o.g_lr, total,
                                           n * batch) if lr_on else lr
@@ -157,7 +157,7 @@ def update_augment(config, aug: AugmentState, real_scores, images_seen) -> Augme
 def _penalty_weights(config, images_seen) -> objectives.PenaltyWeights:
   # gamma_end is r1_weight's end value; r2_weight follows by the same factor.
   gamma = (schedules.cosine(1.0, config.schedule.gamma_end / config.r1_weight,
-                            config.schedule.kimg * 1e3, images_seen)
+                            schedules.total_images(config), images_seen)
            if schedules.is_scheduled(config, "gamma") else 1.0)
   return objectives.PenaltyWeights(gp=jnp.asarray(config.gp_weight, jnp.float32),
                                    r1=config.r1_weight * gamma, r2=config.r2_weight * gamma)

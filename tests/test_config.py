@@ -92,6 +92,8 @@ def test_every_key_of_every_preset_is_validated(name, preset):
       bad_values = ["yes", 1]
     elif isinstance(value, (int, float)):
       bad_values = [-1, "1"]  # negative, and the wrong type
+    elif value is None:  # an unset placeholder: a string is the wrong type
+      bad_values = ["x"]
     else:
       bad_values = [7]
     for bad in bad_values:

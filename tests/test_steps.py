@@ -148,8 +148,7 @@ def test_ada_probability_follows_its_update_rule_inside_the_step():
 def test_r3gan_schedules_reach_their_ends():
   from gemgan import schedules  # pylint: disable=g-import-not-at-top
   c = r3gan_config.get_config()
-  c.num_train_kimg = 10.0  # schedule.kimg follows it
-  assert c.schedule.kimg == 10.0
+  c.num_train_kimg = 10.0  # the schedules span the run (schedule.kimg 0)
   np.testing.assert_allclose(schedules.value(c, "b2", 0.9, 0.0), 0.9)
   np.testing.assert_allclose(schedules.value(c, "b2", 0.9, 5_000.0), 0.945, rtol=1e-6)
   np.testing.assert_allclose(schedules.value(c, "b2", 0.9, 20_000.0), 0.99, rtol=1e-6)
