@@ -20,13 +20,7 @@ from gemgan import config_lib
 def get_config(preset: str = ""):
   c = config_lib.base_config()
   c.model.name = "resnet"
-  c.model.critic_norm = "spectral"
-  c.loss = "hinge"
-  c.gp_weight = 0.0
-  c.n_critic = 2
-  c.optimizer.update(g_lr=2e-4, d_lr=2e-4, b1=0.0, b2=0.999)
-  c.ema.enabled = True
-  c.augment.policy = "color,translation,cutout"
+  config_lib.hinge_sn_recipe(c)
 
   for part in [p for p in preset.split(",") if p]:
     if part == "conditional":

@@ -130,6 +130,21 @@ def base_config() -> ml_collections.ConfigDict:
   return c
 
 
+def hinge_sn_recipe(c: ml_collections.ConfigDict) -> None:
+  """SNGAN's small-data recipe on any architecture: hinge, spectral-norm D, EMA, DiffAugment.
+
+  Adam (0, 0.999) at 2e-4 for both networks and 2 critic steps per G step,
+  as SNGAN's CIFAR setting (Miyato et al. 2018) and DiffAugment-BigGAN.
+  """
+  c.model.critic_norm = "spectral"
+  c.loss = "hinge"
+  c.gp_weight = 0.0
+  c.n_critic = 2
+  c.optimizer.update(g_lr=2e-4, d_lr=2e-4, b1=0.0, b2=0.999)
+  c.ema.enabled = True
+  c.augment.policy = "color,translation,cutout"
+
+
 def quick_preset(c: ml_collections.ConfigDict) -> None:
   """The CPU-sized first run every recipe offers: synthetic gems, 32 px, width 16."""
   c.data.name = "synthetic_gems"
