@@ -43,7 +43,12 @@ def base_config() -> ml_collections.ConfigDict:
   # running step: for GPUs with millisecond iterations. On CPU no cost of 1
   # was measurable (quick preset, see the commit).
   c.max_steps_in_flight = 1
-  c.eval_every_steps = 0  # 0 disables evaluation during training
+  # Evaluation during training, big_vision style: name -> {every_kimg, num_samples},
+  # named by sample count (add_fid_evaluator). fid2k is declared but off (every_kimg
+  # 0): --config.evaluators.fid2k.every_kimg=100 turns it on.
+  c.evaluators = ml_collections.ConfigDict()
+  c.best_metric = ""  # "<evaluator>/<fid|kid_mean|swd_mean>": keep checkpoints_best by it
+  add_fid_evaluator(c, 2_000, every_kimg=0.0)
   c.max_to_keep = 3
   c.num_sample_grid = 64  # fixed-z grid written every sample_every_steps
   c.precision = "float32"
@@ -145,6 +150,25 @@ def hinge_sn_recipe(c: ml_collections.ConfigDict) -> None:
   c.augment.policy = "color,translation,cutout"
 
 
+BEST_METRICS = ("fid", "kid_mean", "swd_mean")  # lower is better
+
+
+def add_fid_evaluator(c: ml_collections.ConfigDict, num_samples: int, every_kimg: float,
+                      best: bool = True) -> str:
+  """Declares an evaluator named by its sample count (fid2k, fid500); returns the name.
+
+  `every_kimg` 0 declares it switched off (a command line can turn it on).
+
+  With `best`, the loop keeps the checkpoint of its lowest FID in checkpoints_best.
+  """
+  name = f"fid{num_samples // 1000}k" if num_samples % 1000 == 0 else f"fid{num_samples}"
+  c.evaluators[name] = ml_collections.ConfigDict(
+      {"every_kimg": float(every_kimg), "num_samples": int(num_samples)})
+  if best:
+    c.best_metric = f"{name}/fid"
+  return name
+
+
 def quick_preset(c: ml_collections.ConfigDict) -> None:
   """The CPU-sized first run every recipe offers: synthetic gems, 32 px, width 16."""
   c.data.name = "synthetic_gems"
@@ -184,7 +208,7 @@ def _is_number(v) -> bool:
 # Every key of base_config(), by kind. Integers: key -> lowest value.
 _INTS = {
     "seed": 0, "batch_size": 1, "num_train_steps": 1, "log_every_steps": 1,
-    "sample_every_steps": 1, "checkpoint_every_steps": 1, "eval_every_steps": 0,
+    "sample_every_steps": 1, "checkpoint_every_steps": 1,
     "max_to_keep": 1, "num_sample_grid": 1, "max_steps_in_flight": 1,
     "data.num_examples": 1, "data.seed": 0, "model.latent_dim": 1, "model.width": 1,
     "r1_every": 1, "n_critic": 1, "n_generator": 1, "eval.num_samples": 1,
@@ -207,8 +231,8 @@ _POSITIVE = ("optimizer.g_lr", "optimizer.d_lr", "ema.halflife_kimg", "augment.a
 _BOOLS = ("data.random_flip", "data.on_device", "model.generator_final_norm",
           "model.bias_before_norm", "model.conditional", "ema.enabled")
 _STRINGS = ("data.manual_dir", "data.data_dir", "data.split", "augment.policy",
-            "augment.ada_ops", "eval.weights")
-_NOTES = {"eval_every_steps": " (0 disables)", "checkpoint_every_minutes": " (0 disables)"}
+            "augment.ada_ops", "eval.weights", "best_metric")
+_NOTES = {"checkpoint_every_minutes": " (0 disables)"}
 _CHOICE_NOUNS = {"model.name": "model", "loss": "loss", "data.name": "dataset"}
 _CHOICES = {
     "model.name": MODEL_NAMES, "loss": LOSSES, "model.critic_norm": CRITIC_NORMS,
@@ -274,13 +298,32 @@ def validate(config: ml_collections.ConfigDict, num_devices: int = 1) -> None:
     raise ConfigError(f"config.augment.policy: {e}") from None
   _validate_architecture(c)
   _validate_augment_and_schedules(c)
+  _validate_evaluators(c)
+
+
+def _validate_evaluators(c):
+  for name, spec in c.evaluators.items():
+    key = f"evaluators.{name}"
+    _check(isinstance(spec, ml_collections.ConfigDict) and set(spec) == {"every_kimg",
+                                                                          "num_samples"},
+           key, "must be {every_kimg, num_samples} (see config_lib.add_fid_evaluator)")
+    _check(_is_number(spec.every_kimg) and spec.every_kimg >= 0, f"{key}.every_kimg",
+           f"must be a number >= 0 (0: off), got {spec.every_kimg!r}")
+    _check(_is_int(spec.num_samples) and spec.num_samples >= 2, f"{key}.num_samples",
+           f"must be an integer >= 2, got {spec.num_samples!r}")
+  if c.best_metric:
+    name, _, metric = c.best_metric.partition("/")
+    _check(name in c.evaluators and metric in BEST_METRICS, "best_metric",
+           f"{c.best_metric!r} must be '<evaluator>/<metric>' with an evaluator of "
+           f"config.evaluators ({', '.join(c.evaluators) or 'none declared'}) and a metric "
+           f"in {BEST_METRICS}")
 
 
 def _validate_architecture(c):
   """Cross-key checks of the ResNet/R3GAN/RpGAN keys (ranges are in the tables above)."""
   m = c.model
   grouped_ok = m.group_width == 0 or (m.width * m.expansion) % m.group_width == 0
-  _check(grouped_ok, "model.group_width", f"{m.group_width} must divide width * expansion = "
+  _check(m.name != "r3gan" or grouped_ok, "model.group_width", f"{m.group_width} must divide width * expansion = "
          f"{m.width * m.expansion} (the grouped conv's channels), or be 0 (one group)")
   _check(c.loss != "rpgan" or c.gp_weight == 0, "gp_weight",
          "WGAN-GP's penalty pulls gradient norms to 1; RpGAN uses R1/R2 (r1_weight, "

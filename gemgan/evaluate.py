@@ -183,34 +183,25 @@ def evaluator_for_config(config: ml_collections.ConfigDict, real_images: np.ndar
                                cache_dir=cache_dir, batch_size=batch_size, seed=config.seed)
 
 
-class TrainingEvaluator:
-  """Evaluation during training: metrics of `config.eval.num_samples` samples.
+class SampleEvaluator:
+  """One evaluator declared in `config.evaluators`: metrics of its own fixed samples.
 
-  `run` logs them (prefixed "eval/") and keeps the best-FID state in
-  `<workdir>/checkpoints_best` (one checkpoint; its meta holds the FID, so a
-  resumed run knows the best so far). Latents are fixed for the whole run,
-  so successive evaluations differ only by the generator.
+  `name` carries the sample count (`fid2k`: 2,000 samples; FID is biased by
+  N, so numbers compare only at equal N, as StyleGAN2-ADA's `fid50k_full`).
+  `run` logs `<name>/<metric>` and returns the metrics; which one picks the
+  best checkpoint is the loop's policy (`config.best_metric`). Latents are
+  fixed for the whole run, so successive evaluations differ only by G.
   """
 
-  def __init__(self, config: ml_collections.ConfigDict, info, workdir: str,
-               evaluator: Optional[Evaluator] = None):
-    from gemgan import checkpointing  # pylint: disable=g-import-not-at-top
+  def __init__(self, name: str, num_samples: int, config: ml_collections.ConfigDict,
+               num_classes: int, evaluator: Evaluator):
     from gemgan import steps  # pylint: disable=g-import-not-at-top
-    self.config = config
-    self.evaluator = evaluator or evaluator_for_config(config, info.images)
-    num = config.eval.num_samples
-    self.batch = min(num, config.batch_size)
-    padded = -(-num // self.batch) * self.batch
-    self.num = num
-    num_classes = info.num_classes if config.model.conditional else 0
+    self.name, self.num, self.evaluator = name, num_samples, evaluator
+    self.batch = min(num_samples, config.batch_size)
+    padded = -(-num_samples // self.batch) * self.batch
     self.z = np.asarray(steps.sample_latent(jax.random.PRNGKey(config.seed + 2), padded,
                                             config.model.latent_dim, config.latent_dist))
     self.labels = np.arange(padded, dtype=np.int32) % max(num_classes, 1)
-    self.best_ckpt = checkpointing.Checkpointer(os.path.join(workdir, "checkpoints_best"),
-                                                max_to_keep=1)
-    self.best_fid = float("inf")
-    if self.best_ckpt.latest_step() is not None:
-      self.best_fid = float(self.best_ckpt.read_meta().get("fid", float("inf")))
 
   def generate(self, state, sample_fn) -> np.ndarray:
     """uint8 [num_samples, H, W, 3] from the state's (EMA) generator."""
@@ -223,18 +214,27 @@ class TrainingEvaluator:
   def run(self, step: int, state, logger, sample_fn) -> dict[str, float]:
     t0 = time.time()
     metrics = self.evaluator(self.generate(state, sample_fn))
-    logger.scalars(step, {f"eval/{k}": v for k, v in metrics.items()
+    logger.scalars(step, {f"{self.name}/{k}": v for k, v in metrics.items()
                           if not k.startswith("num_")
                           and k not in ("kid_subset_size", "coverage_expected")}, console=False)
-    logging.info("eval step %d: FID %.2f  KID %.4f ± %.4f  P %.3f  R %.3f  D %.3f  C %.3f  "
-                 "SWD %.2f  (%.0f s)", step, metrics["fid"], metrics["kid_mean"],
+    logging.info("%s step %d: FID %.2f  KID %.4f ± %.4f  P %.3f  R %.3f  D %.3f  C %.3f  "
+                 "SWD %.2f  (%.0f s)", self.name, step, metrics["fid"], metrics["kid_mean"],
                  metrics["kid_std"], metrics["precision"], metrics["recall"],
                  metrics["density"], metrics["coverage"], metrics.get("swd_mean", float("nan")),
                  time.time() - t0)
-    if metrics["fid"] < self.best_fid:
-      self.best_fid = metrics["fid"]
-      self.best_ckpt.save(state, self.config, extra={"fid": metrics["fid"]})
     return metrics
+
+
+def evaluators_for_config(config: ml_collections.ConfigDict, info,
+                          evaluator: Optional[Evaluator] = None) -> list[SampleEvaluator]:
+  """The run's `config.evaluators`, sharing one Inception network and real-feature set."""
+  specs = {name: spec for name, spec in config.evaluators.items() if spec.every_kimg}
+  if not specs:
+    return []
+  evaluator = evaluator or evaluator_for_config(config, info.images)
+  num_classes = info.num_classes if config.model.conditional else 0
+  return [SampleEvaluator(name, spec.num_samples, config, num_classes, evaluator)
+          for name, spec in specs.items()]
 
 
 def evaluate_files(real: str, fake: str, weights: str = "", batch_size: int = inception.BATCH_SIZE,

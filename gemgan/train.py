@@ -4,7 +4,7 @@
   trainer.lock            who trains here (host, PID, start): one trainer per workdir
   checkpoints/            Orbax, whole state, every checkpoint_every_steps (and
                           checkpoint_every_minutes), each sealed with checksums
-  checkpoints_best/       the best-FID checkpoint (when evaluation is on)
+  checkpoints_best/       the checkpoint of the best config.best_metric (evaluators on)
   config.json             the config used
   metrics.jsonl           one JSON record per log/eval step
   samples/step_<N>.png    fixed-z sample grid every sample_every_steps
@@ -221,7 +221,9 @@ class _Run:
     self.warn = _AlarmLog()
     self.grid = fixed_latents(config, config.num_sample_grid, self.num_classes)
     self.sample_fn = models.generator_apply(self.generator)
-    self.evaluator = _make_evaluator(config, info, workdir) if config.eval_every_steps else None
+    self.evaluators = _make_evaluators(config, info)
+    self.best = _BestCheckpoint(workdir, config) if config.best_metric and self.evaluators \
+        else None
     self.resumed_from = None
 
   def initial_state(self, resuming: bool) -> steps.TrainState:
@@ -342,6 +344,8 @@ def _loop(run: _Run, state: steps.TrainState) -> steps.TrainState:
         break
   run.plot_curves()
   run.logs.close()
+  if run.best is not None:
+    run.best.ckpt.close()
   return state
 
 
@@ -352,8 +356,11 @@ def _after_step(run: _Run, step: int, state, pending: list, saving: bool) -> Non
     run.check_and_log(step, pending)
   if step % config.sample_every_steps == 0 or last:
     run.write_samples(step, state)
-  if run.evaluator is not None and (step % config.eval_every_steps == 0 or last):
-    run.evaluator.run(step, state, run.logs, run.sample_fn)
+  for ev, every in run.evaluators:
+    if step % every == 0 or last:
+      metrics = ev.run(step, state, run.logs, run.sample_fn)
+      if run.best is not None:
+        run.best.consider(ev.name, metrics, state)
   if saving:
     run.ckpt.save(state, config, extra=run.meta)
 
@@ -373,7 +380,34 @@ class _AlarmLog:
     self.firing[group] = bool(messages)
 
 
-def _make_evaluator(config, info, workdir):
-  """Evaluation during training (FID/KID), with the best checkpoint kept apart."""
+def _make_evaluators(config, info) -> list:
+  """(evaluator, every_steps) for each of `config.evaluators`; kimg -> steps here."""
   from gemgan import evaluate  # pylint: disable=g-import-not-at-top
-  return evaluate.TrainingEvaluator(config, info, workdir)
+  images_per_step = config.batch_size * config.n_critic  # real images the critic sees
+  return [(ev, max(1, round(config.evaluators[ev.name].every_kimg * 1000 / images_per_step)))
+          for ev in evaluate.evaluators_for_config(config, info)]
+
+
+class _BestCheckpoint:
+  """The loop's best-checkpoint policy: `checkpoints_best/` holds the state of the
+  lowest `config.best_metric` so far; its meta records the value, so a resumed run
+  knows the best to beat."""
+
+  def __init__(self, workdir: str, config):
+    self.config = config
+    self.evaluator, _, self.metric = config.best_metric.partition("/")
+    self.ckpt = checkpointing.Checkpointer(os.path.join(workdir, "checkpoints_best"),
+                                           max_to_keep=1)
+    self.value = float("inf")
+    if self.ckpt.latest_step() is not None:
+      self.value = float(self.ckpt.read_meta().get(config.best_metric, float("inf")))
+
+  def consider(self, evaluator: str, metrics: dict, state) -> bool:
+    """Saves `state` if `metrics` (of `evaluator`) beat the best; says whether it did."""
+    if evaluator != self.evaluator or not metrics[self.metric] < self.value:
+      return False
+    self.value = float(metrics[self.metric])
+    self.ckpt.save(state, self.config, extra={self.config.best_metric: self.value})
+    logging.info("New best %s %.4g: saved to %s", self.config.best_metric, self.value,
+                 self.ckpt.directory)
+    return True

@@ -279,13 +279,17 @@ def test_evaluate_files_reports_metrics_and_floor(tmp_path, monkeypatch):
 
 # --- evaluation during training ---------------------------------------------
 
-def test_training_evaluator_logs_and_keeps_the_best_checkpoint(tmp_path):
+def test_config_evaluators_log_by_name_and_the_loop_keeps_the_best(tmp_path):
   from configs import wgan_gp
+  from gemgan import config_lib
   from gemgan import models
   from gemgan import steps
+  from gemgan import train
   config = wgan_gp.get_config("quick")
   config.data.image_size, config.model.width, config.model.latent_dim = 16, 4, 8
-  config.batch_size, config.eval.num_samples = 4, 30
+  config.batch_size = 4
+  assert config_lib.add_fid_evaluator(config, 30, every_kimg=1.0) == "fid30"
+  config_lib.validate(config)
   g, d = models.build_models(config)
   shapes = jax.eval_shape(lambda: steps.create_train_state(config, g, d))
   state = jax.tree_util.tree_map(lambda x: jnp.zeros(x.shape, x.dtype), shapes)
@@ -306,18 +310,23 @@ def test_training_evaluator_logs_and_keeps_the_best_checkpoint(tmp_path):
       (step, v))})()
   info = type("Info", (), {"images": real, "num_classes": 0})()
 
-  trainer_eval = evaluate.TrainingEvaluator(config, info, str(tmp_path), evaluator=ev)
-  good = trainer_eval.run(5, state.replace(step=jnp.int32(5)), logger, sample_fn)
+  (fid30,) = evaluate.evaluators_for_config(config, info, evaluator=ev)
+  best = train._BestCheckpoint(str(tmp_path), config)  # pylint: disable=protected-access
+  good = fid30.run(5, state.replace(step=jnp.int32(5)), logger, sample_fn)
+  assert best.consider("fid30", good, state.replace(step=jnp.int32(5)))
   fade["amount"] = 0.7
-  bad = trainer_eval.run(10, state.replace(step=jnp.int32(10)), logger, sample_fn)
+  bad = fid30.run(10, state.replace(step=jnp.int32(10)), logger, sample_fn)
+  assert not best.consider("fid30", bad, state.replace(step=jnp.int32(10)))
   assert good["num_fake"] == 30 and bad["fid"] > good["fid"]
-  assert [s for s, _ in logged] == [5, 10] and "eval/fid" in logged[0][1]
-  assert "eval/num_real" not in logged[0][1]
-  best = trainer_eval.best_ckpt
-  assert best.all_steps() == [5] and best.read_meta()["fid"] == pytest.approx(good["fid"])
+  assert [s for s, _ in logged] == [5, 10] and "fid30/fid" in logged[0][1]
+  assert "fid30/num_real" not in logged[0][1]
+  assert best.ckpt.all_steps() == [5]
+  assert best.ckpt.read_meta()["fid30/fid"] == pytest.approx(good["fid"])
+  best.ckpt.close()
   # A resumed run knows the best FID so far.
-  assert evaluate.TrainingEvaluator(config, info, str(tmp_path),
-                                    evaluator=ev).best_fid == pytest.approx(good["fid"])
+  resumed = train._BestCheckpoint(str(tmp_path), config)  # pylint: disable=protected-access
+  assert resumed.value == pytest.approx(good["fid"])
+  resumed.ckpt.close()
 
 
 def test_importing_evaluate_defines_no_flags():
