@@ -10,7 +10,17 @@ Images/s counts generator images: batch_size x iterations/s (each iteration
 also runs n_critic critic updates; `--config.n_critic` changes it).
 Training data are random uint8 images already on the device, so the step is
 measured alone; the input pipeline is measured separately.
+
+`--vs_torch` instead times gemgan's iteration against the PyTorch reference
+of the same iteration (gemgan/benchmark_torch.py: eager, torch.compile,
+fp32 and bf16) round-robin in one process and prints the ratios, the CPU's
+AVX-512/AMX flags and the matmul peaks (`compare_with_torch`):
+
+  python -m gemgan.benchmark --config=configs/dcgan.py --vs_torch --repeats=3 --steps=1
+
+The functions are the library; flags exist only when run as a program.
 """
+import functools
 import json
 import os
 import statistics
@@ -31,13 +41,6 @@ from gemgan import parallel
 from gemgan import steps
 
 FLAGS = flags.FLAGS
-config_flags.DEFINE_config_file("config", None, "Training config file (and :preset).")
-flags.DEFINE_integer("repeats", 5, "Timed repeats (each of --steps iterations).")
-flags.DEFINE_integer("steps", 5, "Iterations per timed repeat.")
-flags.DEFINE_integer("warmup", 2, "Untimed iterations after compiling.")
-flags.DEFINE_bool("input", True, "Also time the tf.data input pipeline (prepares the data).")
-flags.DEFINE_bool("json", False, "Print one JSON object instead of a table.")
-flags.mark_flags_as_required(["config"])
 
 
 def _block(tree):
@@ -69,12 +72,13 @@ def _timed(fn, repeats, steps_per_repeat):
   return out
 
 
-def compile_train_step(config, num_images: int = 512):
+def compile_train_step(config, num_images: int = 512, count_flops: bool = True):
   """The sharded, jitted training iteration, compiled, on device-resident
   random uint8 images (the step alone, no input pipeline).
 
   Returns (compiled step, initial state, batch(step) -> a batch, compile
-  seconds, FLOPs per iteration (`iteration_flops`), generator module).
+  seconds, FLOPs per iteration (`iteration_flops`; nan unless `count_flops`),
+  generator module).
   """
   generator, critic = models.build_models(config, num_classes=10)
   mesh = parallel.make_mesh()
@@ -98,7 +102,8 @@ def compile_train_step(config, num_images: int = 512):
   t = time.perf_counter()
   compiled = train_step.lower(state, first).compile()
   compile_seconds = time.perf_counter() - t
-  return compiled, state, batch, compile_seconds, iteration_flops(config, state, first), generator
+  flops = iteration_flops(config, state, first) if count_flops else float("nan")
+  return compiled, state, batch, compile_seconds, flops, generator
 
 
 def xla_flops(computation) -> float:
@@ -124,23 +129,27 @@ def iteration_flops(config, state, batch) -> float:
   return xla_flops(step.lower(state, batch))
 
 
-def benchmark_train(config, repeats: int, steps_per_repeat: int, warmup: int) -> dict:
-  """Times the jitted training iteration on device-resident random data."""
-  compiled, state, batch, compile_seconds, flops, generator = compile_train_step(config)
-  t = time.perf_counter()
-  state, metrics = _block(compiled(state, batch(0)))
-  first_step_seconds = time.perf_counter() - t
-  for i in range(warmup):
-    state, metrics = _block(compiled(state, batch(i + 1)))
-
+def _stepper(compiled, state, batches):
+  """one() runs one blocking iteration of `compiled`, cycling through
+  `batches`; holder["state"] is the latest state (the step donates it)."""
   holder = {"state": state, "i": 0}
-  batches = [batch(100 + i) for i in range(4)]
 
   def one():
     holder["i"] += 1
-    holder["state"], m = compiled(holder["state"], batches[holder["i"] % 4])
+    holder["state"], m = compiled(holder["state"], batches[holder["i"] % len(batches)])
     _block(m)
 
+  return one, holder
+
+
+def benchmark_train(config, repeats: int, steps_per_repeat: int, warmup: int) -> dict:
+  """Times the jitted training iteration on device-resident random data."""
+  compiled, state, batch, compile_seconds, flops, generator = compile_train_step(config)
+  one, holder = _stepper(compiled, state, [batch(0)])
+  first_step_seconds = _timed(one, 1, 1)[0]
+  for _ in range(warmup):
+    one()
+  one, holder = _stepper(compiled, holder["state"], [batch(100 + i) for i in range(4)])
   secs = _timed(one, repeats, steps_per_repeat)
   rates = [config.batch_size / s for s in secs]
   return dict(train_images_per_sec=statistics.median(rates), train_images_per_sec_min=min(rates),
@@ -189,25 +198,167 @@ def run(config, repeats=5, steps_per_repeat=5, warmup=2, measure_input=True) -> 
   return out
 
 
+def cpu_info() -> dict:
+  """The CPU's model name and its AVX-512 / AMX flags (Linux /proc/cpuinfo):
+  what decides which fast paths XLA and oneDNN can take."""
+  model, flags_ = "unknown", []
+  try:
+    with open("/proc/cpuinfo") as f:
+      for line in f:
+        key, _, value = line.partition(":")
+        if key.strip() == "model name" and model == "unknown":
+          model = value.strip()
+        elif key.strip() == "flags" and not flags_:
+          flags_ = sorted(v for v in value.split() if v.startswith(("avx512", "amx")))
+  except OSError:
+    pass
+  return dict(cpu_model=model, cpu_flags=flags_)
+
+
+def _torch_variants(config, precision, torch_compile, memory_format, state):
+  """{name: (one-iteration callable, setup seconds)} for the torch reference
+  (eager, and compiled unless the step has a gradient penalty), loaded with
+  gemgan's initial weights, on random real batches."""
+  from gemgan import benchmark_torch as bt  # pylint: disable=g-import-not-at-top
+  rng = np.random.RandomState(0)
+  size, b = config.data.image_size, config.batch_size
+  images = rng.uniform(-1, 1, (config.n_critic, b, size, size, 3)).astype(np.float32)
+  params = jax.device_get((state.g_params, state.g_state, state.d_params, state.d_state))
+  out = {}
+  for name, compiled in (("torch eager", False), ("torch.compile", True)):
+    if compiled and not (torch_compile and not config.gp_weight):
+      continue
+    it = bt.TorchIteration(config, bf16=precision == "bfloat16", compile=compiled,
+                           memory_format=memory_format)
+    bt.load_gemgan_variables(it.g, params[0], params[1])
+    bt.load_gemgan_variables(it.d, params[2], params[3])
+    reals = [it.prepare(x) for x in images]
+    step = functools.partial(it.step, reals)
+    t = time.perf_counter()
+    step()  # warm-up (and torch.compile's compilation)
+    out[name] = (step, time.perf_counter() - t)
+  return out
+
+
+def compare_with_torch(config, rounds=3, steps_per_round=1, precisions=("float32", "bfloat16"),
+                       torch_compile=True, memory_format="channels_last",
+                       matmul_n: int = 4096) -> dict:
+  """gemgan's training iteration against the PyTorch reference of the same
+  iteration (gemgan/benchmark_torch.py), every variant built first, then
+  timed round-robin in this process (gemgan, torch eager, torch.compile, per
+  precision, `steps_per_round` iterations each per round): on a shared
+  machine only such interleaved medians compare. torch bf16 is
+  `torch.autocast('cpu', bfloat16)`, gemgan's is `precision=bfloat16`.
+  Model FLOPs per iteration are XLA's count (`iteration_flops`, fp32 config),
+  the same work for both; matmul peaks are of `matmul_n`-square matmuls.
+  """
+  from gemgan import benchmark_torch as bt  # pylint: disable=g-import-not-at-top
+  config_lib.validate(config, num_devices=jax.device_count())
+  variants = {}  # (precision, name) -> [step, setup seconds, per-iteration seconds]
+  flops_per_iteration = None
+  for precision in precisions:
+    c = config.copy_and_resolve_references()
+    c.precision = precision
+    compiled, state, batch, compile_seconds, flops, _ = compile_train_step(
+        c, count_flops=flops_per_iteration is None)
+    flops_per_iteration = flops_per_iteration or flops
+    torch_steps = _torch_variants(c, precision, torch_compile, memory_format, state)
+    one, _ = _stepper(compiled, state, [batch(100 + i) for i in range(2)])
+    t = time.perf_counter()
+    one()  # the slow first iteration
+    variants[(precision, "gemgan")] = [one, compile_seconds + time.perf_counter() - t, []]
+    for name, (step, setup) in torch_steps.items():
+      variants[(precision, name)] = [step, setup, []]
+  for _ in range(rounds):
+    for v in variants.values():
+      v[2].append(_timed(v[0], 1, steps_per_round)[0])
+  rows = []
+  for (precision, name), (_, setup, secs) in variants.items():
+    gemgan_secs = statistics.median(variants[(precision, "gemgan")][2])
+    rows.append(dict(precision=precision, impl=name, setup_seconds=setup,
+                     images_per_sec=config.batch_size / statistics.median(secs),
+                     achieved_gflops=flops_per_iteration / statistics.median(secs) / 1e9,
+                     gemgan_ratio=statistics.median(secs) / gemgan_secs))
+  peaks = {f"{lib}_{p}": f(matmul_n, p) / 1e9 for p in precisions
+           for lib, f in (("jax", lambda n, p: matmul_peak_flops(n, jnp.dtype(p))),
+                          ("torch", bt.matmul_peak_flops))}
+  torch = bt._torch()  # pylint: disable=protected-access
+  return dict(rows=rows, matmul_peak_gflops=peaks, flops_per_iteration=flops_per_iteration,
+              model=config.model.name,
+              image_size=config.data.image_size, batch_size=config.batch_size,
+              width=config.model.width, n_critic=config.n_critic, rounds=rounds,
+              steps_per_round=steps_per_round, memory_format=memory_format,
+              jax_version=jax.__version__, torch_version=torch.__version__,
+              torch_threads=torch.get_num_threads(), **cpu_info())
+
+
+def format_comparison(r: dict) -> str:
+  """`compare_with_torch`'s result as a table; ratio = gemgan img/s / theirs."""
+  lines = [f"{r['model']} {r['image_size']}px width {r['width']} batch {r['batch_size']} "
+           f"n_critic {r['n_critic']}: median of {r['rounds']} interleaved rounds x "
+           f"{r['steps_per_round']} iterations, "
+           f"{r['flops_per_iteration'] / 1e9:.1f} GFLOP/iteration (XLA's count)",
+           f"CPU {r['cpu_model']}; flags {' '.join(r['cpu_flags']) or '(no avx512/amx)'}",
+           f"jax {r['jax_version']}, torch {r['torch_version']} ({r['torch_threads']} threads, "
+           f"{r['memory_format']}); matmul peak GFLOP/s: " +
+           ", ".join(f"{k} {v:.0f}" for k, v in r["matmul_peak_gflops"].items()),
+           f"{'precision':<10} {'impl':<14} {'img/s':>8} {'gemgan/this':>12} {'GFLOP/s':>8} "
+           f"{'setup s':>8}"]
+  for row in r["rows"]:
+    lines.append(f"{row['precision']:<10} {row['impl']:<14} {row['images_per_sec']:8.2f} "
+                 f"{row['gemgan_ratio']:11.2f}x {row['achieved_gflops']:8.1f} "
+                 f"{row['setup_seconds']:8.1f}")
+  return "\n".join(lines)
+
+
+def format_report(r: dict) -> str:
+  """`run`'s result as the command line's table."""
+  lines = [
+      f"{r['model']} {r['image_size']}px batch {r['batch_size']} n_critic {r['n_critic']} "
+      f"{r['precision']} conv={r['conv_impl']} on {r['device']}",
+      f"  train      {r['train_images_per_sec']:9.1f} img/s  "
+      f"(min {r['train_images_per_sec_min']:.1f}, max {r['train_images_per_sec_max']:.1f})",
+      f"  compile    {r['compile_seconds']:9.1f} s   first step {r['first_step_seconds']:.2f} s",
+      f"  sample     {r['sample_images_per_sec']:9.1f} img/s"]
+  if r["input_images_per_sec"] is not None:
+    lines.append(f"  input      {r['input_images_per_sec']:9.1f} img/s")
+  lines += [f"  FLOPs/it   {r['flops_per_iteration'] / 1e9:9.2f} G    achieved "
+            f"{r['achieved_flops_per_sec'] / 1e9:.1f} GFLOP/s",
+            f"  peak       {r['peak_flops_per_sec'] / 1e9:9.1f} GFLOP/s ({r['precision']} matmul)  "
+            f"MFU {100 * r['mfu']:.1f} %"]
+  return "\n".join(lines)
+
+
+def _define_flags():
+  """The command line's flags (defined only when run as a program)."""
+  config_flags.DEFINE_config_file("config", None, "Training config file (and :preset).")
+  flags.DEFINE_integer("repeats", 5, "Timed repeats (each of --steps iterations); with "
+                       "--vs_torch, the round-robin rounds.")
+  flags.DEFINE_integer("steps", 5, "Iterations per timed repeat (per variant and round).")
+  flags.DEFINE_integer("warmup", 2, "Untimed iterations after compiling.")
+  flags.DEFINE_bool("input", True, "Also time the tf.data input pipeline (prepares the data).")
+  flags.DEFINE_bool("json", False, "Print one JSON object instead of a table.")
+  flags.DEFINE_bool("vs_torch", False, "Instead: gemgan against the PyTorch reference of the "
+                    "same iteration (gemgan/benchmark_torch.py), interleaved in one process.")
+  flags.DEFINE_list("precisions", ["float32", "bfloat16"], "With --vs_torch.")
+  flags.DEFINE_bool("torch_compile", True, "With --vs_torch: also torch.compile (not with a "
+                    "gradient penalty: torch.compile has no double backward).")
+  flags.DEFINE_enum("memory_format", "channels_last", ["channels_last", "contiguous"],
+                    "With --vs_torch: torch's tensor layout.")
+  flags.mark_flags_as_required(["config"])
+
+
 def main(argv):
   del argv
-  r = run(FLAGS.config, FLAGS.repeats, FLAGS.steps, FLAGS.warmup, FLAGS.input)
-  if FLAGS.json:
-    print(json.dumps(r))
+  if FLAGS.vs_torch:
+    r = compare_with_torch(FLAGS.config, FLAGS.repeats, FLAGS.steps, FLAGS.precisions,
+                           FLAGS.torch_compile, FLAGS.memory_format)
+    print(json.dumps(r) if FLAGS.json else format_comparison(r))
     return
-  print(f"{r['model']} {r['image_size']}px batch {r['batch_size']} n_critic {r['n_critic']} "
-        f"{r['precision']} conv={r['conv_impl']} on {r['device']}")
-  print(f"  train      {r['train_images_per_sec']:9.1f} img/s  "
-        f"(min {r['train_images_per_sec_min']:.1f}, max {r['train_images_per_sec_max']:.1f})")
-  print(f"  compile    {r['compile_seconds']:9.1f} s   first step {r['first_step_seconds']:.2f} s")
-  print(f"  sample     {r['sample_images_per_sec']:9.1f} img/s")
-  if r["input_images_per_sec"] is not None:
-    print(f"  input      {r['input_images_per_sec']:9.1f} img/s")
-  print(f"  FLOPs/it   {r['flops_per_iteration'] / 1e9:9.2f} G    achieved "
-        f"{r['achieved_flops_per_sec'] / 1e9:.1f} GFLOP/s")
-  print(f"  peak       {r['peak_flops_per_sec'] / 1e9:9.1f} GFLOP/s ({r['precision']} matmul)  "
-        f"MFU {100 * r['mfu']:.1f} %")
+  r = run(FLAGS.config, FLAGS.repeats, FLAGS.steps, FLAGS.warmup, FLAGS.input)
+  print(json.dumps(r) if FLAGS.json else format_report(r))
 
 
 if __name__ == "__main__":
+  _define_flags()
   app.run(main)

@@ -1,0 +1,80 @@
+"""The torch yardstick computes gemgan's losses on gemgan's weights, and the
+same-run comparison reports every number (tiny sizes, no timing asserts)."""
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs import dcgan as dcgan_config
+from configs import wgan_gp as wgan_config
+from gemgan import losses
+from gemgan import models
+from gemgan import steps
+
+torch = pytest.importorskip("torch", reason="torch not installed (pip install -r "
+                            "requirements-metrics.txt); the torch yardstick is skipped")
+from gemgan import benchmark_torch  # noqa: E402  pylint: disable=g-import-not-at-top
+
+
+def small(module, n_critic=1):
+  c = module.get_config()
+  c.data.image_size, c.model.width, c.batch_size, c.n_critic = 32, 8, 4, n_critic
+  return c
+
+
+def _apply(module, params, state, x):
+  out = module.apply({"params": params, **state}, x, None, train=True, mutable=list(state))
+  return out[0]
+
+
+def gemgan_losses(c, state, *, g, d, real, z, alpha):
+  """gemgan's critic objective and generator loss as steps.py composes them."""
+  d_loss_fn, g_loss_fn = losses.LOSSES[c.loss]
+  fake = _apply(g, state.g_params, state.g_state, z)
+  critic_fn = lambda x: _apply(d, state.d_params, state.d_state, x)
+  d_loss = d_loss_fn(critic_fn(real), critic_fn(fake))
+  if c.gp_weight:
+    d_loss += c.gp_weight * losses.gradient_penalty(critic_fn, real, fake, alpha)
+  return d_loss, g_loss_fn(critic_fn(fake))
+
+
+@pytest.mark.parametrize("module", [dcgan_config, wgan_config], ids=["dcgan", "wgan_gp"])
+def test_torch_losses_equal_gemgan_on_the_same_weights(module):
+  c = small(module)
+  g, d = models.build_models(c)
+  state = steps.create_train_state(c, g, d)
+  rng = np.random.RandomState(0)
+  real = rng.uniform(-1, 1, (4, 32, 32, 3)).astype(np.float32)
+  z = rng.randn(4, c.model.latent_dim).astype(np.float32)
+  alpha = rng.uniform(0, 1, (4,)).astype(np.float32)
+  want = jax.jit(functools.partial(gemgan_losses, c, g=g, d=d))(
+      state, real=jnp.asarray(real), z=jnp.asarray(z), alpha=jnp.asarray(alpha))
+
+  it = benchmark_torch.TorchIteration(c)
+  benchmark_torch.load_gemgan_variables(it.g, jax.device_get(state.g_params),
+                                        jax.device_get(state.g_state))
+  benchmark_torch.load_gemgan_variables(it.d, jax.device_get(state.d_params),
+                                        jax.device_get(state.d_state))
+  d_loss, _ = it.critic_loss(it.prepare(real), torch.from_numpy(z), torch.from_numpy(alpha))
+  g_loss = it.generator_loss(torch.from_numpy(z))
+  np.testing.assert_allclose([float(d_loss.detach()), float(g_loss)], np.array(want), atol=1e-4, rtol=1e-4)
+
+
+def test_vs_torch_reports_every_number():
+  # One round of the same-run comparison at tiny sizes, without torch.compile
+  # (30-50 s to compile). Speeds are not checked, only that each is measured.
+  from gemgan import benchmark  # pylint: disable=g-import-not-at-top
+  r = benchmark.compare_with_torch(small(dcgan_config), rounds=1, steps_per_round=1,
+                                   torch_compile=False, matmul_n=256)
+  assert [(row["precision"], row["impl"]) for row in r["rows"]] == [
+      (p, impl) for p in ("float32", "bfloat16") for impl in ("gemgan", "torch eager")]
+  for row in r["rows"]:
+    for key in ("images_per_sec", "gemgan_ratio", "setup_seconds", "achieved_gflops"):
+      assert row[key] > 0, (row, key)
+  assert sorted(r["matmul_peak_gflops"]) == ["jax_bfloat16", "jax_float32", "torch_bfloat16",
+                                             "torch_float32"]
+  assert all(v > 0 for v in r["matmul_peak_gflops"].values())
+  assert r["flops_per_iteration"] > 0 and r["cpu_model"] and isinstance(r["cpu_flags"], list)
+  assert "rounds" in benchmark.format_comparison(r)
