@@ -223,7 +223,8 @@ def _torch_variants(config, precision, torch_compile, memory_format, state):
   rng = np.random.RandomState(0)
   size, b = config.data.image_size, config.batch_size
   images = rng.uniform(-1, 1, (config.n_critic, b, size, size, 3)).astype(np.float32)
-  params = jax.device_get((state.g_params, state.g_state, state.d_params, state.d_state))
+  g, d = state.generator, state.critic
+  params = jax.device_get((g.params, g.state, d.params, d.state))
   out = {}
   for name, compiled in (("torch eager", False), ("torch.compile", True)):
     if compiled and not (torch_compile and not config.gp_weight):

@@ -81,7 +81,7 @@ def _check_config(config):
 
 
 def build_generator(config):
-  """z [B, latent] -> images [B, 3, S, S]: gemgan.models.Generator in torch."""
+  """z [B, latent] -> images [B, 3, S, S]: gemgan.models.conv_stack.Generator in torch."""
   nn = _torch().nn
   crop_cls, _ = _layers()
   dcgan, w = config.model.name == "dcgan", config.model.width
@@ -105,7 +105,7 @@ def build_generator(config):
 
 
 def build_critic(config):
-  """images [B, 3, S, S] -> scores [B, 1]: gemgan.models.Critic in torch."""
+  """images [B, 3, S, S] -> scores [B, 1]: gemgan.models.conv_stack.Critic in torch."""
   nn = _torch().nn
   _, head_cls = _layers()
   dcgan, w, size = config.model.name == "dcgan", config.model.width, config.data.image_size

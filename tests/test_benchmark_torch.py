@@ -32,8 +32,8 @@ def _apply(module, params, state, x):
 def gemgan_losses(c, state, *, g, d, real, z, alpha):
   """gemgan's critic objective and generator loss as steps.py composes them."""
   d_loss_fn, g_loss_fn = losses.LOSSES[c.loss]
-  fake = _apply(g, state.g_params, state.g_state, z)
-  critic_fn = lambda x: _apply(d, state.d_params, state.d_state, x)
+  fake = _apply(g, state.generator.params, state.generator.state, z)
+  critic_fn = lambda x: _apply(d, state.critic.params, state.critic.state, x)
   d_loss = d_loss_fn(critic_fn(real), critic_fn(fake))
   if c.gp_weight:
     d_loss += c.gp_weight * losses.gradient_penalty(critic_fn, real, fake, alpha)
@@ -53,10 +53,10 @@ def test_torch_losses_equal_gemgan_on_the_same_weights(module):
       state, real=jnp.asarray(real), z=jnp.asarray(z), alpha=jnp.asarray(alpha))
 
   it = benchmark_torch.TorchIteration(c)
-  benchmark_torch.load_gemgan_variables(it.g, jax.device_get(state.g_params),
-                                        jax.device_get(state.g_state))
-  benchmark_torch.load_gemgan_variables(it.d, jax.device_get(state.d_params),
-                                        jax.device_get(state.d_state))
+  benchmark_torch.load_gemgan_variables(it.g, jax.device_get(state.generator.params),
+                                        jax.device_get(state.generator.state))
+  benchmark_torch.load_gemgan_variables(it.d, jax.device_get(state.critic.params),
+                                        jax.device_get(state.critic.state))
   d_loss, _ = it.critic_loss(it.prepare(real), torch.from_numpy(z), torch.from_numpy(alpha))
   g_loss = it.generator_loss(torch.from_numpy(z))
   np.testing.assert_allclose([float(d_loss.detach()), float(g_loss)], np.array(want), atol=1e-4, rtol=1e-4)

@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import optax
 
 from gemgan import benchmark
+from gemgan import config_lib
 from gemgan import losses
 from gemgan import models
 
@@ -32,9 +33,10 @@ from experiments.cpu_speed import common
 
 def make_iteration(kind: str, impl: str, batch: int, size: int = 96, width: int = 64):
   """(jitted step, initial state, data) for one model kind and conv impl."""
-  norm = "batch" if kind == "dcgan" else "none"
-  gen = models.Generator(image_size=size, width=width, kind=kind, conv_impl=impl)
-  crit = models.Critic(image_size=size, width=width, kind=kind, norm=norm, conv_impl=impl)
+  c = config_lib.base_config()
+  c.model.name, c.model.conv_impl, c.data.image_size, c.model.width = kind, impl, size, width
+  c.model.critic_norm = "batch" if kind == "dcgan" else "none"
+  gen, crit = models.build_models(c)
   key = jax.random.PRNGKey(0)
   g_vars = jax.jit(gen.init, static_argnames="train")(key, jnp.zeros((2, 100)), train=False)
   d_vars = jax.jit(crit.init, static_argnames="train")(key, jnp.zeros((2, size, size, 3)),
