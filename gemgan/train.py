@@ -382,10 +382,10 @@ class _AlarmLog:
 
 def _make_evaluators(config, info) -> list:
   """(evaluator, every_steps) for each of `config.evaluators`; kimg -> steps here."""
-  from gemgan import evaluate  # pylint: disable=g-import-not-at-top
+  from gemgan import evaluation  # pylint: disable=g-import-not-at-top
   images_per_step = config.batch_size * config.n_critic  # real images the critic sees
   return [(ev, max(1, round(config.evaluators[ev.name].every_kimg * 1000 / images_per_step)))
-          for ev in evaluate.evaluators_for_config(config, info)]
+          for ev in evaluation.evaluators_for_config(config, info)]
 
 
 class _BestCheckpoint:

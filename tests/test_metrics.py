@@ -11,7 +11,7 @@ from PIL import Image
 import pytest
 from scipy import linalg
 
-from gemgan import evaluate
+from gemgan import evaluation
 from gemgan.metrics import density_coverage
 from gemgan.metrics import fid
 from gemgan.metrics import image_files
@@ -229,7 +229,7 @@ def test_evaluator_metrics_cache_and_floor(tmp_path):
   rng = np.random.default_rng(12)
   real = _smooth_images(rng, 120, 16)
   extractor = _ColourFeatures()
-  ev = evaluate.Evaluator.from_images(real, name="toy 16px", cache_dir=str(tmp_path),
+  ev = evaluation.Evaluator.from_images(real, name="toy 16px", cache_dir=str(tmp_path),
                                       extractor=extractor, kid_subsets=10)
   assert extractor.calls == 1 and len(list(tmp_path.glob("toy-16px_*.npz"))) == 1
   good = ev(_smooth_images(rng, 60, 16))
@@ -250,7 +250,7 @@ def test_evaluator_metrics_cache_and_floor(tmp_path):
   assert floor["num_real"] == floor["num_fake"] == 60 and floor["fid"] < bad["fid"]
   assert floor["coverage"] > bad["coverage"] and floor["coverage_expected"] > 0.9
   # A second evaluator of the same pixels reads features and floor from the cache.
-  again = evaluate.Evaluator.from_images(real, name="toy 16px", cache_dir=str(tmp_path),
+  again = evaluation.Evaluator.from_images(real, name="toy 16px", cache_dir=str(tmp_path),
                                          extractor=extractor, kid_subsets=10)
   assert extractor.calls == 4 and again.floor() == json.loads(json.dumps(floor))
   with pytest.raises(ValueError, match="uint8"):
@@ -265,14 +265,14 @@ def test_evaluate_files_reports_metrics_and_floor(tmp_path, monkeypatch):
       Image.fromarray(im).save(tmp_path / name / f"{i}.png")
   extractor = _ColourFeatures()
   monkeypatch.setattr(inception, "FeatureExtractor", lambda weights, batch_size: extractor)
-  out = evaluate.evaluate_files(str(tmp_path / "real"), str(tmp_path / "fake"),
+  out = evaluation.evaluate_files(str(tmp_path / "real"), str(tmp_path / "fake"),
                                 swd_size=16, cache_dir=str(tmp_path / "cache"))
   assert (out["num_real"], out["num_fake"], out["floor"]["num_fake"]) == (40, 20, 20)
   assert {"fid", "kid_mean", "precision", "recall", "density", "coverage", "swd_16",
           "swd_mean"} <= set(out) and {"density", "coverage"} <= set(out["floor"])
   assert json.loads(json.dumps(out)) == out
   calls = extractor.calls
-  evaluate.evaluate_files(str(tmp_path / "real"), str(tmp_path / "fake"), swd_size=16,
+  evaluation.evaluate_files(str(tmp_path / "real"), str(tmp_path / "fake"), swd_size=16,
                           cache_dir=str(tmp_path / "cache"))
   assert extractor.calls == calls + 1  # the real features came from the cache
 
@@ -303,14 +303,14 @@ def test_config_evaluators_log_by_name_and_the_loop_keeps_the_best(tmp_path):
 
   real = ((np.tanh(np.random.default_rng(14).standard_normal((60, 8)) @ proj) + 1) * 127.5)
   real = real.reshape(-1, 16, 16, 3).round().astype(np.uint8)
-  ev = evaluate.Evaluator.from_images(real, cache_dir=None, extractor=_ColourFeatures(),
+  ev = evaluation.Evaluator.from_images(real, cache_dir=None, extractor=_ColourFeatures(),
                                       kid_subsets=5)
   logged = []
   logger = type("Logger", (), {"scalars": lambda self, step, v, console: logged.append(
       (step, v))})()
   info = type("Info", (), {"images": real, "num_classes": 0})()
 
-  (fid30,) = evaluate.evaluators_for_config(config, info, evaluator=ev)
+  (fid30,) = evaluation.evaluators_for_config(config, info, evaluator=ev)
   best = train._BestCheckpoint(str(tmp_path), config)  # pylint: disable=protected-access
   good = fid30.run(5, state.replace(step=jnp.int32(5)), logger, sample_fn)
   assert best.consider("fid30", good, state.replace(step=jnp.int32(5)))

@@ -51,7 +51,7 @@ def test_per_class_fid_floor_and_a_wrong_class():
 
 
 def test_evaluate_per_class_metrics_with_a_toy_sampler():
-  from gemgan import evaluate
+  from gemgan import evaluation
   rng = np.random.default_rng(4)
   colours = rng.integers(0, 256, (3, 3))
   real_labels = np.repeat(np.arange(3), 8)
@@ -67,13 +67,13 @@ def test_evaluate_per_class_metrics_with_a_toy_sampler():
       c = (labels + self.shift) % 3
       return np.clip(colours[c][:, None, None] + noise(num), 0, 255).astype(np.uint8)
 
-  ev = evaluate.Evaluator(extractor(real), real, extractor)
+  ev = evaluation.Evaluator(extractor(real), real, extractor)
   gen = Sampler()
-  good = evaluate.per_class_metrics(gen, ev, real_labels, ["x", "y", "z"])
+  good = evaluation.per_class_metrics(gen, ev, real_labels, ["x", "y", "z"])
   gen.shift = 1
-  bad = evaluate.per_class_metrics(gen, ev, real_labels, ["x", "y", "z"])
+  bad = evaluation.per_class_metrics(gen, ev, real_labels, ["x", "y", "z"])
   assert [v["num_fake"] for v in good["classes"].values()] == [4, 4, 4]
   assert bad["intra_fid"] > 10 * good["intra_fid"]
   assert good["intra_fid_floor"] == bad["intra_fid_floor"]
   with pytest.raises(ValueError, match="one label per real feature"):
-    evaluate.per_class_metrics(gen, ev, real_labels[:5], None)
+    evaluation.per_class_metrics(gen, ev, real_labels[:5], None)

@@ -18,7 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 
 from configs import hinge_sn  # noqa: E402
-from gemgan import evaluate  # noqa: E402
+from gemgan import evaluation  # noqa: E402
 from gemgan import input_pipeline  # noqa: E402
 from gemgan.metrics import inception  # noqa: E402
 from gemgan.metrics import per_class  # noqa: E402
@@ -42,7 +42,7 @@ def main():
     labels, c = labels[keep], args.classes
     feats = inception.FeatureExtractor(batch_size=10)(info.images[keep])
   else:
-    feats = evaluate.evaluator_for_config(config, info.images).real_features
+    feats = evaluation.evaluator_for_config(config, info.images).real_features
   floors = []
   for seed in range(args.seeds):
     a, b = per_class.split_halves(labels, c, seed)
