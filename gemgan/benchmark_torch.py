@@ -114,7 +114,7 @@ def build_critic(config):
     if dcgan:
       layers.append((f"conv_{i}", nn.Conv2d(cin, cout, 4, 2, 1, bias=False)))
       if i > 0:
-        layers.append((f"bn_{i}", nn.BatchNorm2d(cout, eps=1e-5, momentum=0.2)))
+        layers.append((f"norm_{i}", nn.BatchNorm2d(cout, eps=1e-5, momentum=0.2)))
     else:
       lo, hi = _same_pads(size >> i, 5, 2)
       layers += [(f"pad_{i}", nn.ZeroPad2d((lo, hi, lo, hi))),

@@ -31,13 +31,13 @@ def _apply(module, params, state, x):
 
 def gemgan_losses(c, state, *, g, d, real, z, alpha):
   """gemgan's critic objective and generator loss as steps.py composes them."""
-  d_loss_fn, g_loss_fn = losses.LOSSES[c.loss]
+  loss = losses.LOSSES[c.loss]
   fake = _apply(g, state.generator.params, state.generator.state, z)
   critic_fn = lambda x: _apply(d, state.critic.params, state.critic.state, x)
-  d_loss = d_loss_fn(critic_fn(real), critic_fn(fake))
+  d_loss = loss.d(critic_fn(real), critic_fn(fake))
   if c.gp_weight:
     d_loss += c.gp_weight * losses.gradient_penalty(critic_fn, real, fake, alpha)
-  return d_loss, g_loss_fn(critic_fn(fake))
+  return d_loss, loss.g(critic_fn(fake))
 
 
 @pytest.mark.parametrize("module", [dcgan_config, wgan_config], ids=["dcgan", "wgan_gp"])
