@@ -13,6 +13,7 @@ import pytest
 
 from gemgan import checkpointing
 from gemgan import sample
+from gemgan import sampling
 from tests.conftest import REPO_ROOT
 from tests.test_checkpointing import make_state, tiny_config
 
@@ -122,12 +123,12 @@ def test_truncation_pulls_samples_to_the_mean(sampler):
 def test_slerp_and_lerp():
   a = jnp.array([[3.0, 0.0]])
   b = jnp.array([[0.0, 3.0]])
-  np.testing.assert_allclose(sample.slerp(a, b, 0.0), a, atol=1e-6)
-  np.testing.assert_allclose(sample.slerp(a, b, 1.0), b, atol=1e-6)
-  mid = sample.slerp(a, b, 0.5)
+  np.testing.assert_allclose(sampling.slerp(a, b, 0.0), a, atol=1e-6)
+  np.testing.assert_allclose(sampling.slerp(a, b, 1.0), b, atol=1e-6)
+  mid = sampling.slerp(a, b, 0.5)
   np.testing.assert_allclose(jnp.linalg.norm(mid), 3.0, rtol=1e-6)  # on the sphere
-  np.testing.assert_allclose(jnp.linalg.norm(sample.lerp(a, b, 0.5)), 3 / np.sqrt(2), rtol=1e-6)
-  np.testing.assert_allclose(sample.slerp(a, 2 * a, 0.5), 1.5 * a, rtol=1e-6)  # parallel
+  np.testing.assert_allclose(jnp.linalg.norm(sampling.lerp(a, b, 0.5)), 3 / np.sqrt(2), rtol=1e-6)
+  np.testing.assert_allclose(sampling.slerp(a, 2 * a, 0.5), 1.5 * a, rtol=1e-6)  # parallel
 
 
 def test_walk_loops_through_the_key_samples(sampler):
@@ -219,6 +220,7 @@ def test_checkpoint_from_gpu_loads_here(workdir, sampler, tmp_path):
   shutil.copytree(workdir / "checkpoints" / "9", gpu_run / "checkpoints" / "9")
   for path in (gpu_run / "checkpoints" / "9").glob("*/_sharding"):
     path.write_text(path.read_text().replace("cpu:0", "cuda:0"))
+  checkpointing.write_checksums(str(gpu_run / "checkpoints" / "9"))  # as the GPU run sealed it
   moved = sample.load_generator(str(gpu_run))
   np.testing.assert_array_equal(moved.generate(3, batch_size=4),
                                 sampler.generate(3, batch_size=4))
@@ -227,7 +229,7 @@ def test_checkpoint_from_gpu_loads_here(workdir, sampler, tmp_path):
 def test_old_checkpoint_config_gets_new_defaults():
   saved = tiny_config().to_dict()
   del saved["model"]["conv_impl"]
-  config = sample.config_from_meta(saved)
+  config = sampling.config_from_meta(saved)
   assert config.model.conv_impl == "auto"
   assert config.model.width == 4
 
