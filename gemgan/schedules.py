@@ -30,3 +30,14 @@ def value(config: ml_collections.ConfigDict, name: str, start: float, images_see
   if not is_scheduled(config, name):
     return jnp.asarray(start, jnp.float32)
   return cosine(start, config.schedule[f"{name}_end"], total_images(config), images_seen)
+
+
+def factor(config: ml_collections.ConfigDict, name: str, start: float, images_seen):
+  """value / start: how far the schedule has scaled `start` (1 when unscheduled).
+
+  For values that follow another's schedule: D's lr moves by G's factor,
+  R2's weight by R1's (`gamma`).
+  """
+  if not is_scheduled(config, name):
+    return jnp.asarray(1.0, jnp.float32)
+  return cosine(1.0, config.schedule[f"{name}_end"] / start, total_images(config), images_seen)

@@ -67,10 +67,8 @@ def make_optimizer(config: ml_collections.ConfigDict, lr: float) -> optax.Gradie
   lr_on, b2_on = schedules.is_scheduled(config, "lr"), schedules.is_scheduled(config, "b2")
   if not (lr_on or b2_on):
     return optax.adam(lr, b1=o.b1, b2=o.b2)
-  total = schedules.total_images(config)
   # Schedules see the update count; count * batch is the images this network trained on.
-  lr_at = lambda n: lr * schedules.cosine(1.0, config.schedule.lr_end / o.g_lr, total,
-                                          n * batch) if lr_on else lr
+  lr_at = lambda n: lr * schedules.factor(config, "lr", o.g_lr, n * batch)
   b2_at = lambda n: schedules.value(config, "b2", o.b2, n * batch)
   return optax.inject_hyperparams(optax.adam)(learning_rate=lr_at, b1=o.b1, b2=b2_at)
 
@@ -156,9 +154,7 @@ def update_augment(config, aug: AugmentState, real_scores, images_seen) -> Augme
 
 def _penalty_weights(config, images_seen) -> objectives.PenaltyWeights:
   # gamma_end is r1_weight's end value; r2_weight follows by the same factor.
-  gamma = (schedules.cosine(1.0, config.schedule.gamma_end / config.r1_weight,
-                            schedules.total_images(config), images_seen)
-           if schedules.is_scheduled(config, "gamma") else 1.0)
+  gamma = schedules.factor(config, "gamma", config.r1_weight, images_seen)
   return objectives.PenaltyWeights(gp=jnp.asarray(config.gp_weight, jnp.float32),
                                    r1=config.r1_weight * gamma, r2=config.r2_weight * gamma)
 

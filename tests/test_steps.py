@@ -158,3 +158,14 @@ def test_r3gan_schedules_reach_their_ends():
     _, opt = tx.update({"w": jnp.ones(2)}, opt)
   np.testing.assert_allclose(opt.hyperparams["learning_rate"], 5e-5, rtol=1e-5)
   np.testing.assert_allclose(opt.hyperparams["b2"], 0.99, rtol=1e-6)
+  # gamma halfway is the mean of start and end, R2 moves with R1; D's lr with G's.
+  w = steps._penalty_weights(c, 5_000.0)  # pylint: disable=protected-access
+  g0, g1 = c.r1_weight, c.schedule.gamma_end
+  np.testing.assert_allclose(w.r1, (g0 + g1) / 2, rtol=1e-6)
+  np.testing.assert_allclose(w.r2, c.r2_weight * (1 + g1 / g0) / 2, rtol=1e-6)
+  np.testing.assert_allclose(schedules.factor(c, "aug_p_unset", 1.0, 5_000.0), 1.0)
+  d_tx = steps.make_optimizer(c, 2 * c.optimizer.g_lr)
+  d_opt = d_tx.init({"w": jnp.zeros(2)})
+  for _ in range(200):
+    _, d_opt = d_tx.update({"w": jnp.ones(2)}, d_opt)
+  np.testing.assert_allclose(d_opt.hyperparams["learning_rate"], 2 * 5e-5, rtol=1e-5)
