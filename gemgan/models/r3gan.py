@@ -91,9 +91,8 @@ class DiscriminativeBasis(nn.Module):
     return jnp.sum(x * w[:, :, 0].astype(x.dtype)[None], axis=(1, 2))
 
 
-class Generator(nn.Module):
-  """z [B, latent] (+ labels) -> images [B, size, size, 3] (linear output, ~[-1, 1])."""
-  image_size: int
+class _Network(nn.Module):
+  """What G and D share: R3GAN's stage widths and its residual block, by config."""
   width: int
   conv: ModuleDef = nn.Conv
   blocks_per_stage: int = 2
@@ -102,13 +101,21 @@ class Generator(nn.Module):
   num_classes: int = 0
   dtype: Any = jnp.float32
 
+  def block(self, num_stages: int, name: str) -> "ResidualBlock":
+    """A residual block; its init scale counts every block of the network (L^-1/4)."""
+    return ResidualBlock(num_stages * self.blocks_per_stage, self.conv, self.expansion,
+                         self.group_width, self.dtype, name=name)
+
+
+class Generator(_Network):
+  """z [B, latent] (+ labels) -> images [B, size, size, 3] (linear output, ~[-1, 1])."""
+  image_size: int = 32
+
   @nn.compact
   def __call__(self, z, labels=None, *, train: bool = True):
     del train  # no batch statistics anywhere
     start, n = layers.num_resamplings(self.image_size)
     channels = layers.stage_channels(self.width, n + 1)
-    block = lambda name: ResidualBlock((n + 1) * self.blocks_per_stage, self.conv,
-                                       self.expansion, self.group_width, self.dtype, name=name)
     h = z.astype(self.dtype)
     if self.num_classes:
       table = self.param("embedding", msr_init(1.0), (self.num_classes, EMBED_DIM))
@@ -123,19 +130,12 @@ class Generator(nn.Module):
           x = _conv1x1(self.conv, ch, f"stage_{stage}_transition", self.dtype)(x)
         x = layers.lowpass_up2(x)
       for b in range(self.blocks_per_stage):
-        x = block(f"stage_{stage}_block_{b}")(x)
+        x = self.block(n + 1, f"stage_{stage}_block_{b}")(x)
     return _conv1x1(self.conv, 3, "to_rgb", self.dtype)(x).astype(jnp.float32)
 
 
-class Critic(nn.Module):
+class Critic(_Network):
   """images [B, H, W, 3] (+ labels) -> scores [B]."""
-  width: int
-  conv: ModuleDef = nn.Conv
-  blocks_per_stage: int = 2
-  expansion: int = 2
-  group_width: int = 16
-  num_classes: int = 0
-  dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x, labels=None, *, train: bool = True):
@@ -149,8 +149,7 @@ class Critic(nn.Module):
         if ch != x.shape[-1]:
           x = _conv1x1(self.conv, ch, f"stage_{stage}_transition", self.dtype)(x)
       for b in range(self.blocks_per_stage):
-        x = ResidualBlock((n + 1) * self.blocks_per_stage, self.conv, self.expansion,
-                          self.group_width, self.dtype, name=f"stage_{stage}_block_{b}")(x)
+        x = self.block(n + 1, f"stage_{stage}_block_{b}")(x)
     x = DiscriminativeBasis(name="basis")(x)
     out_dim = EMBED_DIM if self.num_classes else 1
     out = nn.Dense(out_dim, use_bias=False, kernel_init=msr_init(1.0), dtype=self.dtype,
@@ -167,4 +166,4 @@ def build(config, num_classes: int, convs: layers.Convs):
   m = config.model
   kw = dict(conv=convs.conv, blocks_per_stage=m.blocks_per_stage, expansion=m.expansion,
             group_width=m.group_width, num_classes=num_classes, dtype=convs.dtype)
-  return Generator(config.data.image_size, m.width, **kw), Critic(m.width, **kw)
+  return Generator(m.width, image_size=config.data.image_size, **kw), Critic(m.width, **kw)
