@@ -115,19 +115,19 @@ def write_table(results, args):
     m = item[1]["metrics"]
     return m.get("fid", m.get("swd_mean", float("inf")))
 
-  lines = [f"# Recipes on the real gems, {args.image_size} px, width {args.width}, "
-           f"{args.kimg:g} kimg shown to the critic",
+  lines = [f"# Recipes on the real gems, {args.image_size} px, width {args.width} "
+           "(kimg: real images shown to the critic, per row)",
            "", f"Hardware: {args.hardware or 'see notes'}. Regenerate: "
            f"`python experiments/compare.py --image_size={args.image_size} "
            f"--width={args.width} --kimg={args.kimg:g} --num_samples={args.num_samples}`.", "",
-           "| recipe | what | G steps | batch x n_critic | train min | FID | KID x1e3 | "
+           "| recipe | what | kimg | G steps | batch x n_critic | train min | FID | KID x1e3 | "
            "SWD x1e3 (mean) | precision | recall | samples |",
-           "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+           "| --- " * 12 + "|"]
   for name, r in sorted(results.items(), key=key):
     m = r["metrics"]
     fmt = lambda k, s=1.0: f"{m[k] * s:.2f}" if isinstance(m.get(k), (int, float)) else "-"
     lines.append(
-        f"| {name} | {r['what']} | {r['steps']} | {r['batch']}x{r['n_critic']} | "
+        f"| {name} | {r['what']} | {r['kimg']:g} | {r['steps']} | {r['batch']}x{r['n_critic']} | "
         f"{r['train_seconds'] / 60:.1f} | {fmt('fid')} | {fmt('kid_mean', 1e3)} | "
         f"{fmt('swd_mean')} | {fmt('precision')} | {fmt('recall')} | "
         f"![{name}]({name}.png) |")

@@ -1,0 +1,146 @@
+"""FID against kimg and against training minutes, from the checkpoints runs kept.
+
+  python experiments/fid_curve.py --run=laptop=experiments/runs/laptop \
+      --num_samples=1000 --out=experiments/results/campaign32
+
+Evaluates every checkpoint of each run (or `--steps`) with `gemgan.evaluation`
+(one Inception network, the real features cached; the same numbers as
+`gemgan.evaluate --num_samples=N`, whose `eval/step_<N>.json` it reuses),
+caching each result in the run's `eval/step_<N>_n<num_samples>.json`. Writes
+`<out>/fid_curve.json`, `<out>/fid_curve.md` (a table) and
+`<out>/fid_curve.png`: FID against thousands of real images shown to the
+critic, and against minutes of training read from the run's TensorBoard event
+times (resumes add up; compile and evaluation pauses count). Minutes are this
+machine's, so compare runs made on the same machine.
+"""
+import argparse
+import glob
+import json
+import os
+
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+import numpy as np
+
+from gemgan import evaluation
+from gemgan import input_pipeline
+from gemgan import sampling
+from gemgan import checkpointing
+
+
+def training_minutes(workdir: str) -> dict[int, float]:
+  """step -> minutes since the run first logged, summed over its event files."""
+  from tensorflow.compat.v1 import train as tf_train  # pylint: disable=g-import-not-at-top
+  out, offset = {}, 0.0
+  for path in sorted(glob.glob(os.path.join(workdir, "tensorboard", "**", "events.*"),
+                            recursive=True), key=os.path.getmtime):
+    times = [(e.step, e.wall_time) for e in tf_train.summary_iterator(path)]
+    if not times:
+      continue
+    start = times[0][1]
+    for step, wall in times:
+      if step:
+        out[step] = offset + (wall - start) / 60
+    offset += (times[-1][1] - start) / 60
+  return out
+
+
+def _minutes_at(minutes: dict[int, float], step: int) -> float:
+  logged = sorted(minutes)
+  if not logged:
+    return float("nan")
+  return float(np.interp(step, logged, [minutes[s] for s in logged]))
+
+
+def evaluate_steps(workdir: str, num_samples: int, steps=None) -> list[dict]:
+  """[{step, kimg, minutes, fid, ...}] for each kept checkpoint (cached per step and N)."""
+  ckpt = checkpointing.Checkpointer(os.path.join(workdir, "checkpoints"), read_only=True)
+  try:
+    all_steps = sorted(ckpt.all_steps())
+  finally:
+    ckpt.close()
+  steps = [s for s in all_steps if not steps or s in steps]
+  config = json.load(open(os.path.join(workdir, "config.json")))
+  images_per_step = config["batch_size"] * config["n_critic"]
+  minutes = training_minutes(workdir)
+  ev, rows = None, []
+  for step in steps:
+    path = os.path.join(workdir, "eval", f"step_{step}_n{num_samples}.json")
+    by_evaluate = os.path.join(workdir, "eval", f"step_{step}.json")  # gemgan.evaluate's
+    if os.path.exists(path):
+      metrics = json.load(open(path))
+    elif (os.path.exists(by_evaluate) and json.load(open(by_evaluate)).get("num_fake")
+          == num_samples and json.load(open(by_evaluate)).get("seed") == 0):
+      metrics = json.load(open(by_evaluate))
+    else:
+      gen = sampling.load_generator(workdir, step=step)
+      if ev is None:
+        info = input_pipeline.load_dataset(gen.config)
+        ev = evaluation.evaluator_for_config(gen.config, info.images)
+      metrics = ev(gen.generate(num_samples, seed=0))
+      os.makedirs(os.path.dirname(path), exist_ok=True)
+      json.dump(metrics, open(path, "w"), indent=1)
+    rows.append({"step": step, "kimg": step * images_per_step / 1000,
+                 "minutes": _minutes_at(minutes, step), **metrics})
+    print(f"{workdir} step {step}: kimg {rows[-1]['kimg']:.0f}, "
+          f"{rows[-1]['minutes']:.1f} min, FID {metrics['fid']:.1f}", flush=True)
+  return rows
+
+
+def plot(curves: dict[str, list[dict]], path: str, floor: float = None) -> None:
+  fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+  for name, rows in curves.items():
+    for ax, x in zip(axes, ("kimg", "minutes")):
+      ax.plot([r[x] for r in rows], [r["fid"] for r in rows], "o-", label=name)
+  for ax, label in zip(axes, ("kimg (real images shown to the critic)",
+                              "training minutes (this machine)")):
+    ax.set_xlabel(label)
+    ax.grid(alpha=0.3)
+    if floor:
+      ax.axhline(floor, color="gray", ls="--", lw=1, label="real vs real")
+  axes[0].set_ylabel("FID (lower is better)")
+  axes[0].legend()
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+
+
+def table(curves: dict[str, list[dict]], num_samples: int) -> str:
+  """Markdown: one row per evaluated checkpoint."""
+  keys = ("fid", "kid_mean", "precision", "recall", "density", "coverage", "swd_mean")
+  lines = [f"FID etc. of {num_samples} samples against all real photos, per checkpoint.", "",
+           "| run | step | kimg | minutes | " + " | ".join(keys) + " |",
+           "| --- " * (4 + len(keys)) + "|"]
+  for name, rows in curves.items():
+    for r in rows:
+      vals = [f"{r[k]:.4g}" if isinstance(r.get(k), float) else "-" for k in keys]
+      lines.append(f"| {name} | {r['step']} | {r['kimg']:.0f} | {r['minutes']:.1f} | "
+                   + " | ".join(vals) + " |")
+  return "\n".join(lines) + "\n"
+
+
+def main():
+  p = argparse.ArgumentParser(description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+  p.add_argument("--run", action="append", required=True, help="name=workdir (repeat)")
+  p.add_argument("--num_samples", type=int, default=1000)
+  p.add_argument("--steps", default="", help="comma-separated steps; default: all kept")
+  p.add_argument("--floor", type=float, default=None, help="real-vs-real FID to draw")
+  p.add_argument("--out", required=True)
+  args = p.parse_args()
+  steps = {int(s) for s in args.steps.split(",") if s}
+  curves = {}
+  for spec in args.run:
+    name, workdir = spec.split("=", 1)
+    curves[name] = evaluate_steps(workdir, args.num_samples, steps)
+  os.makedirs(args.out, exist_ok=True)
+  with open(os.path.join(args.out, "fid_curve.json"), "w") as f:
+    json.dump(curves, f, indent=1)
+  with open(os.path.join(args.out, "fid_curve.md"), "w") as f:
+    f.write(table(curves, args.num_samples))
+  plot(curves, os.path.join(args.out, "fid_curve.png"), args.floor)
+  print("wrote", os.path.join(args.out, "fid_curve.png"))
+
+
+if __name__ == "__main__":
+  main()
