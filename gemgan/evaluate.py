@@ -11,7 +11,10 @@ Both print one JSON line (the run mode also writes it to
 what identical distributions score at these sizes), `swd_<res>` per pyramid level and `swd_mean`, the set sizes, and
 `floor`: the same metrics between two disjoint halves of the real set (what a
 perfect generator would score at that N). Conditional runs add `per_class`:
-each class' FID and its own real-vs-real floor (see `gemgan.metrics.per_class`). FID is pytorch-fid's (same
+each class' FID and its own real-vs-real floor (see `gemgan.metrics.per_class`),
+and `class_accuracy`: top-1/top-5 of the gem classifier on samples of each class
+in turn, beside chance and its held-out real accuracy (train it once with
+`python -m gemgan.train_classifier --image_size=<size>`). FID is pytorch-fid's (same
 weights, same resize, same formula); it is biased upward at small N, so
 compare FIDs only at equal N and prefer KID for small sets.
 

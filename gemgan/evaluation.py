@@ -18,6 +18,7 @@ import numpy as np
 
 from gemgan.metrics import density_coverage as dc_lib
 from gemgan.metrics import fid as fid_lib
+from gemgan.metrics import gem_classifier
 from gemgan.metrics import image_files
 from gemgan.metrics import inception
 from gemgan.metrics import kid as kid_lib
@@ -271,7 +272,36 @@ def evaluate_run(workdir: str, num_samples: int = 0, step: Optional[int] = None,
   if gen.num_classes:
     out["per_class"] = per_class_metrics(gen, ev, info.labels, info.class_names, seed,
                                          batch_size)
+    out["class_accuracy"] = class_accuracy(gen, real_stats.fingerprint(info.images), num, seed)
   return out
+
+
+def class_accuracy(gen, images_id: str, num_samples: int, seed: int = 0,
+                   path: str = "") -> dict:
+  """Top-1/top-5 of the gem classifier on conditional samples, classes in turn.
+
+  Beside them: chance and the classifier's own accuracy on held-out real
+  photos (what a perfect generator would score). Without a classifier trained
+  on this data and resolution, says how to make one instead of a number.
+  """
+  size = gen.image_shape[0]
+  path = path or gem_classifier.default_path(size)
+  clf = gem_classifier.load(path)
+  fix = gem_classifier.TRAIN_COMMAND.format(size=size)
+  if clf is None:
+    why = f"no gem classifier at {path}; train it with: {fix}"
+  elif clf.num_classes != gen.num_classes or clf.meta.get("images_id") != images_id:
+    why = (f"{path} was trained on other data ({clf.num_classes} classes, images "
+           f"{clf.meta.get('images_id')}, this run {gen.num_classes} and {images_id}); "
+           f"retrain it with: {fix}")
+  else:
+    labels = (np.arange(num_samples) % gen.num_classes).astype(np.int32)
+    acc = clf.accuracy(gen.generate(num_samples, seed=seed, labels=labels), labels)
+    return {**acc, "num_samples": num_samples, "chance": 1 / gen.num_classes,
+            "real_held_out_top1": clf.meta["held_out_top1"],
+            "real_held_out_top5": clf.meta["held_out_top5"]}
+  logging.warning("Class accuracy skipped: %s", why)
+  return {"skipped": why}
 
 
 def per_class_metrics(gen, ev: Evaluator, real_labels: np.ndarray, class_names, seed: int = 0,
