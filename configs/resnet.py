@@ -11,7 +11,7 @@ Presets (`--config=configs/resnet.py:<preset>`, combine with commas):
   ada          ADA (adaptive p towards r_t = 0.6) instead of DiffAugment
   attention    self-attention at 32 px (64 px and up) or 16 px (32 px)
   cpu32        32 px, width 32: the campaign's size on a 2-core CPU
-  laptop       real gems, 32 px, width 16, 800 kimg: ~52 min on 2 cores
+  laptop       real gems, 32 px, width 16, 800 kimg: 55 min on 2 cores
   quick        synthetic gems at 32 px, CPU-sized
 """
 from gemgan import ada
@@ -37,8 +37,8 @@ def get_config(preset: str = ""):
       c.model.width = 32
     elif part == "laptop":
       # 2 quiet EPYC cores run this at ~2 iterations (256 real images) a second
-      # (gemgan.benchmark), so 800 kimg is ~52 min: the 60-minute budget with room
-      # for compile and sample grids. Width 16 over 32: 4x the kimg in the same
+      # (gemgan.benchmark), so 800 kimg is ~52 min (measured: 54:48 with compile and
+      # sample grids, FID 91.6 on 1,000 samples; experiments/README.md). Width 16 over 32: 4x the kimg in the same
       # time (32: 94 img/s). A checkpoint every 100 kimg, all kept, for FID vs kimg.
       c.data.image_size = 32
       c.model.width = 16
