@@ -53,6 +53,17 @@ def _minutes_at(minutes: dict[int, float], step: int) -> float:
   return float(np.interp(step, logged, [minutes[s] for s in logged]))
 
 
+def _cached(path: str, by_evaluate: str, num_samples: int):
+  """Our cached metrics, else gemgan.evaluate's of the same N and seed 0, else None."""
+  if os.path.exists(path):
+    return json.load(open(path))
+  if os.path.exists(by_evaluate):
+    metrics = json.load(open(by_evaluate))
+    if metrics.get("num_fake") == num_samples and metrics.get("seed") == 0:
+      return metrics
+  return None
+
+
 def evaluate_steps(workdir: str, num_samples: int, steps=None) -> list[dict]:
   """[{step, kimg, minutes, fid, ...}] for each kept checkpoint (cached per step and N)."""
   ckpt = checkpointing.Checkpointer(os.path.join(workdir, "checkpoints"), read_only=True)
@@ -67,13 +78,8 @@ def evaluate_steps(workdir: str, num_samples: int, steps=None) -> list[dict]:
   ev, rows = None, []
   for step in steps:
     path = os.path.join(workdir, "eval", f"step_{step}_n{num_samples}.json")
-    by_evaluate = os.path.join(workdir, "eval", f"step_{step}.json")  # gemgan.evaluate's
-    if os.path.exists(path):
-      metrics = json.load(open(path))
-    elif (os.path.exists(by_evaluate) and json.load(open(by_evaluate)).get("num_fake")
-          == num_samples and json.load(open(by_evaluate)).get("seed") == 0):
-      metrics = json.load(open(by_evaluate))
-    else:
+    metrics = _cached(path, os.path.join(workdir, "eval", f"step_{step}.json"), num_samples)
+    if metrics is None:
       gen = sampling.load_generator(workdir, step=step)
       if ev is None:
         info = input_pipeline.load_dataset(gen.config)
