@@ -12,8 +12,12 @@ critic weight gradients, as JAX's `grad` w.r.t. G's parameters does not).
 
 Supported: the notebook's two families as the configs define them
 (`dcgan` with BatchNorm in D after its first layer; `wgan_gp` with no critic
-normalisation), unconditional, no augmentation, no EMA. torch is optional
-(requirements-metrics.txt); it is imported only when this module is used.
+normalisation) and the ResNet family (gemgan/models/resnet.py, with or
+without spectral norm: torch's `parametrizations.spectral_norm`, one power
+iteration a training forward as flax's), with the generator's EMA when the
+config has it; unconditional, no augmentation, no attention. torch is
+optional (requirements-metrics.txt); it is imported only when this module is
+used.
 
 Layouts: torch runs NCHW tensors; `memory_format="channels_last"` stores them
 NHWC (oneDNN's preferred layout on CPU). 'SAME' convolutions have asymmetric
@@ -25,7 +29,8 @@ import functools
 
 import numpy as np
 
-SUPPORTED = {"dcgan": "batch", "wgan_gp": "none"}  # model name -> critic norm
+# model name -> the critic norms the reference has
+SUPPORTED = {"dcgan": ("batch",), "wgan_gp": ("none",), "resnet": ("none", "spectral")}
 
 
 @functools.lru_cache(maxsize=None)
@@ -71,24 +76,140 @@ def _layers():
 
 def _check_config(config):
   m = config.model
-  if SUPPORTED.get(m.name) != m.critic_norm:
+  if m.critic_norm not in SUPPORTED.get(m.name, ()):
     raise ValueError(f"torch reference: model {m.name!r} with critic_norm {m.critic_norm!r} "
                      f"is not one of {SUPPORTED}")
   if (m.conditional or m.critic_dropout or m.generator_final_norm or m.bias_before_norm
-      or config.augment.policy or config.r1_weight or config.n_generator != 1):
-    raise ValueError("torch reference: only the notebook's unconditional networks without "
-                     "dropout, augmentation, R1 or extra G steps are supported")
+      or m.attention_res or config.augment.policy or config.augment.ada_ops
+      or config.r1_weight or config.r2_weight or config.n_generator != 1):
+    raise ValueError("torch reference: only unconditional networks without dropout, attention, "
+                     "augmentation (--config.augment.policy='' --config.augment.ada_ops=''), "
+                     "R1/R2 or extra G steps are supported")
+  if config.loss not in ("wasserstein", "nonsaturating", "hinge"):
+    raise ValueError(f"torch reference: loss {config.loss!r} is not wasserstein, "
+                     "nonsaturating or hinge")
+
+
+@functools.lru_cache(maxsize=None)
+def _resnet_blocks():
+  """The ResNet family's residual blocks in torch, named as gemgan's Flax modules."""
+  torch = _torch()
+  nn, fn = torch.nn, torch.nn.functional
+
+  def conv(cin, cout, k, spectral=False):
+    layer = nn.Conv2d(cin, cout, k, padding=k // 2)  # 'SAME' for odd stride-1 kernels
+    return nn.utils.parametrizations.spectral_norm(layer, eps=1e-12) if spectral else layer
+
+  up = lambda v: fn.interpolate(v, scale_factor=2, mode="nearest")
+
+  class GBlock(nn.Module):
+    """BN-ReLU-nearest x2-conv3x3-BN-ReLU-conv3x3, 1x1 shortcut (resnet.GBlock)."""
+
+    def __init__(self, cin, cout, upsample):
+      super().__init__()
+      self.upsample = upsample
+      self.norm_0, self.conv_0 = _batch_norm(cin), conv(cin, cout, 3)
+      self.norm_1, self.conv_1 = _batch_norm(cout), conv(cout, cout, 3)
+      self.shortcut = conv(cin, cout, 1) if upsample or cin != cout else None
+
+    def forward(self, x):
+      resample = up if self.upsample else (lambda v: v)
+      h = self.conv_0(resample(fn.relu(self.norm_0(x))))
+      h = self.conv_1(fn.relu(self.norm_1(h)))
+      shortcut = resample(x)
+      return h + (self.shortcut(shortcut) if self.shortcut is not None else shortcut)
+
+  class DBlock(nn.Module):
+    """(ReLU)-conv3x3-ReLU-conv3x3-avgpool, 1x1 shortcut (resnet.DBlock)."""
+
+    def __init__(self, cin, cout, spectral, downsample, preactivation):
+      super().__init__()
+      self.downsample, self.preactivation = downsample, preactivation
+      self.conv_0, self.conv_1 = conv(cin, cout, 3, spectral), conv(cout, cout, 3, spectral)
+      self.shortcut = conv(cin, cout, 1, spectral) if downsample or cin != cout else None
+
+    def forward(self, x):
+      down = (lambda v: fn.avg_pool2d(v, 2)) if self.downsample else (lambda v: v)
+      h = fn.relu(x) if self.preactivation else x
+      h = down(self.conv_1(fn.relu(self.conv_0(h))))
+      if self.shortcut is None:
+        return h + x
+      return h + (down(self.shortcut(x)) if self.preactivation else self.shortcut(down(x)))
+
+  class Generator(nn.Module):
+    """resnet.Generator: dense to an SxS NHWC map, up-blocks, BN-ReLU-conv3x3-tanh."""
+
+    def __init__(self, config):
+      super().__init__()
+      m = config.model
+      self.start, n = _models_layers().num_resamplings(config.data.image_size)
+      channels = _models_layers().stage_channels(m.width, n + 1)
+      self.channels0 = channels[0]
+      self.dense = nn.Linear(m.latent_dim, self.start**2 * channels[0])
+      self.blocks = []
+      for stage, (cin, cout) in enumerate(zip(channels, channels[1:])):
+        for block in range(m.blocks_per_stage):
+          name = f"stage_{stage}_block_{block}"
+          self.add_module(name, GBlock(cin if block == 0 else cout, cout, block == 0))
+          self.blocks.append(name)
+      self.norm_out, self.conv_out = _batch_norm(channels[-1]), conv(channels[-1], 3, 3)
+
+    def forward(self, z):
+      x = self.dense(z).view(z.shape[0], self.start, self.start, self.channels0)
+      x = x.permute(0, 3, 1, 2)  # an NHWC buffer: already channels_last
+      for name in self.blocks:
+        x = getattr(self, name)(x)
+      return torch.tanh(self.conv_out(fn.relu(self.norm_out(x))))
+
+  class Critic(nn.Module):
+    """resnet.Critic: down-blocks, one more block, ReLU, sum pooling, dense."""
+
+    def __init__(self, config):
+      super().__init__()
+      m, spectral = config.model, config.model.critic_norm == "spectral"
+      _, n = _models_layers().num_resamplings(config.data.image_size)
+      channels = _models_layers().stage_channels(m.width, n)[::-1]
+      self.blocks, cin = [], 3
+      for stage, cout in enumerate(channels + channels[-1:]):
+        for block in range(m.blocks_per_stage):
+          name = f"stage_{stage}_block_{block}"
+          self.add_module(name, DBlock(cin, cout, spectral,
+                                       block == m.blocks_per_stage - 1 and stage < n,
+                                       stage + block > 0))
+          self.blocks.append(name)
+          cin = cout
+      head = nn.Linear(cin, 1)
+      self.head = nn.utils.parametrizations.spectral_norm(head, eps=1e-12) if spectral else head
+
+    def forward(self, x):
+      for name in self.blocks:
+        x = getattr(self, name)(x)
+      return self.head(fn.relu(x).sum(dim=(2, 3)))
+
+  return Generator, Critic
+
+
+def _models_layers():
+  from gemgan.models import layers  # pylint: disable=g-import-not-at-top
+  return layers
+
+
+def _batch_norm(channels):
+  """Flax BatchNorm (momentum 0.8 keeps 80 % of the old statistics) in torch's convention."""
+  return _torch().nn.BatchNorm2d(channels, eps=1e-5, momentum=0.2)
 
 
 def build_generator(config):
-  """z [B, latent] -> images [B, 3, S, S]: gemgan.models.conv_stack.Generator in torch."""
+  """z [B, latent] -> images [B, 3, S, S]: gemgan's generator of `config` in torch."""
+  if config.model.name == "resnet":
+    return _resnet_blocks()[0](config)
   nn = _torch().nn
   crop_cls, _ = _layers()
   dcgan, w = config.model.name == "dcgan", config.model.width
   start = config.data.image_size // 16
   layers = [("unflatten", nn.Unflatten(1, (config.model.latent_dim, 1, 1))),
             ("conv_0", nn.ConvTranspose2d(config.model.latent_dim, 8 * w, start, bias=False)),
-            ("bn_0", nn.BatchNorm2d(8 * w, eps=1e-5, momentum=0.2)), ("relu_0", nn.ReLU())]
+            ("bn_0", _batch_norm(8 * w)), ("relu_0", nn.ReLU())]
   channels = [8 * w, 4 * w, 2 * w, w, 3]
   for i, (cin, cout) in enumerate(zip(channels, channels[1:]), start=1):
     last = cout == 3
@@ -98,14 +219,16 @@ def build_generator(config):
       layers.append((f"conv_{i}", nn.ConvTranspose2d(cin, cout, 5, 2, 1, bias=last)))
       layers.append((f"crop_{i}", crop_cls(1)))
     if not last:
-      layers += [(f"bn_{i}", nn.BatchNorm2d(cout, eps=1e-5, momentum=0.2)),
+      layers += [(f"bn_{i}", _batch_norm(cout)),
                  (f"relu_{i}", nn.ReLU())]
   layers.append(("tanh", nn.Tanh()))
   return nn.Sequential(collections.OrderedDict(layers))
 
 
 def build_critic(config):
-  """images [B, 3, S, S] -> scores [B, 1]: gemgan.models.conv_stack.Critic in torch."""
+  """images [B, 3, S, S] -> scores [B, 1]: gemgan's critic of `config` in torch."""
+  if config.model.name == "resnet":
+    return _resnet_blocks()[1](config)
   nn = _torch().nn
   _, head_cls = _layers()
   dcgan, w, size = config.model.name == "dcgan", config.model.width, config.data.image_size
@@ -114,7 +237,7 @@ def build_critic(config):
     if dcgan:
       layers.append((f"conv_{i}", nn.Conv2d(cin, cout, 4, 2, 1, bias=False)))
       if i > 0:
-        layers.append((f"norm_{i}", nn.BatchNorm2d(cout, eps=1e-5, momentum=0.2)))
+        layers.append((f"norm_{i}", _batch_norm(cout)))
     else:
       lo, hi = _same_pads(size >> i, 5, 2)
       layers += [(f"pad_{i}", nn.ZeroPad2d((lo, hi, lo, hi))),
@@ -129,35 +252,61 @@ def build_critic(config):
 
 
 def load_gemgan_variables(module, params, state=None):
-  """Copies a gemgan (Flax) parameter tree, and BatchNorm statistics from
-  `state` (`{"batch_stats": ...}`), into the torch network of the same config."""
+  """Copies a gemgan (Flax) parameter tree, and BatchNorm statistics and
+  spectral norm's power-iteration vectors from `state` (`{"batch_stats": ...}`),
+  into the torch network of the same config."""
+  with _torch().no_grad():
+    _load_tree(module, params, (state or {}).get("batch_stats", {}))
+  return module
+
+
+def _spectral_u(stats, name):
+  """Flax's `u` of layer `name` among a module's MaybeSpectral_k/SpectralNorm_0 entries."""
+  for wrapper in stats.values():
+    for key, value in wrapper.get("SpectralNorm_0", {}).items():
+      if key == f"{name}/kernel/u":
+        return value[0]
+  raise KeyError(f"no spectral norm state for {name!r}")
+
+
+def _load_tree(module, params, stats):
   torch = _torch()
   t = lambda a: torch.from_numpy(np.array(a, np.float32))
-  stats = (state or {}).get("batch_stats", {})
-  with torch.no_grad():
-    for name, layer in module.named_children():
-      p = params.get(name)
-      if isinstance(layer, torch.nn.ConvTranspose2d):
-        # torch's transposed kernel is lax.conv_transpose's, spatially flipped.
-        layer.weight.copy_(t(p["kernel"][::-1, ::-1]).permute(2, 3, 0, 1))
-      elif isinstance(layer, torch.nn.Conv2d):
-        layer.weight.copy_(t(p["kernel"]).permute(3, 2, 0, 1))
-      elif isinstance(layer, torch.nn.BatchNorm2d):
-        layer.weight.copy_(t(p["BatchNorm_0"]["scale"]))
-        layer.bias.copy_(t(p["BatchNorm_0"]["bias"]))
-        if name in stats:
-          layer.running_mean.copy_(t(stats[name]["BatchNorm_0"]["mean"]))
-          layer.running_var.copy_(t(stats[name]["BatchNorm_0"]["var"]))
-      elif hasattr(layer, "dense"):
-        layer.dense.weight.copy_(t(p["kernel"]).T)
-        layer.dense.bias.copy_(t(p["bias"]))
-        continue
-      else:
-        continue
-      if getattr(layer, "bias", None) is not None and not isinstance(layer,
-                                                                      torch.nn.BatchNorm2d):
-        layer.bias.copy_(t(p["bias"]))
-  return module
+  for name, layer in module.named_children():
+    p = params.get(name)
+    spectral = hasattr(layer, "parametrizations")
+    weight = layer.parametrizations.weight.original if spectral else getattr(layer, "weight",
+                                                                             None)
+    if isinstance(layer, torch.nn.ConvTranspose2d):
+      # torch's transposed kernel is lax.conv_transpose's, spatially flipped.
+      weight.copy_(t(p["kernel"][::-1, ::-1]).permute(2, 3, 0, 1))
+    elif isinstance(layer, torch.nn.Conv2d):
+      weight.copy_(t(p["kernel"]).permute(3, 2, 0, 1))
+    elif isinstance(layer, torch.nn.Linear):
+      weight.copy_(t(p["kernel"]).T)
+    elif isinstance(layer, torch.nn.BatchNorm2d):
+      layer.weight.copy_(t(p["BatchNorm_0"]["scale"]))
+      layer.bias.copy_(t(p["BatchNorm_0"]["bias"]))
+      if name in stats:
+        layer.running_mean.copy_(t(stats[name]["BatchNorm_0"]["mean"]))
+        layer.running_var.copy_(t(stats[name]["BatchNorm_0"]["var"]))
+      continue
+    elif hasattr(layer, "dense"):  # MeanPoolDense: its dense is gemgan's "head"
+      _load_tree(torch.nn.ModuleDict({name: layer.dense}), params, stats)
+      continue
+    else:
+      if p is not None:
+        _load_tree(layer, p, stats.get(name, {}))
+      continue
+    if layer.bias is not None:
+      layer.bias.copy_(t(p["bias"]))
+    if spectral:
+      # flax iterates v = W'u then u = Wv; torch u = Wv then v = W'u: give torch
+      # flax's u and the v flax derives from it (equal outputs once u has converged).
+      sn = layer.parametrizations.weight[0]
+      sn._u.copy_(t(_spectral_u(stats, name)))
+      w = sn._reshape_weight_to_matrix(weight)
+      sn._v.copy_(torch.nn.functional.normalize(w.T @ sn._u, dim=0, eps=sn.eps))
 
 
 def _adam(params, lr, b1, b2):
@@ -198,6 +347,9 @@ class TorchIteration:
     self.g_fn = torch.compile(self.g) if compile else self.g
     self.d_fn = torch.compile(self.d) if compile else self.d
     self._gen = torch.Generator().manual_seed(seed)
+    # The generator's EMA at the config's half-life (no ramp-up: the same work a step).
+    self.ema = [p.detach().clone() for p in self.g.parameters()] if config.ema.enabled else None
+    self.ema_weight = 1 - 0.5 ** (config.batch_size / (config.ema.halflife_kimg * 1000))
 
   def _autocast(self):
     return _torch().autocast("cpu", dtype=_torch().bfloat16, enabled=self.bf16)
@@ -217,6 +369,8 @@ class TorchIteration:
     if c.loss == "nonsaturating":
       loss = torch.nn.functional.softplus(-real_out).mean() + \
           torch.nn.functional.softplus(fake_out).mean()
+    elif c.loss == "hinge":
+      loss = torch.relu(1 - real_out).mean() + torch.relu(1 + fake_out).mean()
     else:
       loss = fake_out.mean() - real_out.mean()
     gp = torch.zeros(())
@@ -260,6 +414,9 @@ class TorchIteration:
     self.g_opt.zero_grad(set_to_none=True)
     g_loss.backward()
     self.g_opt.step()
+    if self.ema is not None:
+      with torch.no_grad():
+        torch._foreach_lerp_(self.ema, list(self.g.parameters()), self.ema_weight)  # pylint: disable=protected-access
     return float(g_loss.detach())
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from configs import dcgan as dcgan_config
+from configs import resnet as resnet_config
 from configs import wgan_gp as wgan_config
 from gemgan import losses
 from gemgan import models
@@ -18,10 +19,21 @@ torch = pytest.importorskip("torch", reason="torch not installed (pip install -r
 from gemgan import benchmark_torch  # noqa: E402  pylint: disable=g-import-not-at-top
 
 
-def small(module, n_critic=1):
+def small(module, n_critic=1, critic_norm=None):
   c = module.get_config()
   c.data.image_size, c.model.width, c.batch_size, c.n_critic = 32, 8, 4, n_critic
+  c.augment.policy = ""
+  c.model.critic_norm = critic_norm or c.model.critic_norm
   return c
+
+
+def _torch_iteration(c, state):
+  it = benchmark_torch.TorchIteration(c)
+  benchmark_torch.load_gemgan_variables(it.g, jax.device_get(state.generator.params),
+                                        jax.device_get(state.generator.state))
+  benchmark_torch.load_gemgan_variables(it.d, jax.device_get(state.critic.params),
+                                        jax.device_get(state.critic.state))
+  return it
 
 
 def _apply(module, params, state, x):
@@ -40,9 +52,14 @@ def gemgan_losses(c, state, *, g, d, real, z, alpha):
   return d_loss, loss.g(critic_fn(fake))
 
 
-@pytest.mark.parametrize("module", [dcgan_config, wgan_config], ids=["dcgan", "wgan_gp"])
-def test_torch_losses_equal_gemgan_on_the_same_weights(module):
-  c = small(module)
+# The ResNet's loss wiring (hinge) without spectral norm: torch's power
+# iteration moves u in every training forward, so its D(real) and D(fake)
+# would see two different sigmas where this test's gemgan calls see one.
+@pytest.mark.parametrize("module,norm", [(dcgan_config, None), (wgan_config, None),
+                                         (resnet_config, "none")],
+                         ids=["dcgan", "wgan_gp", "resnet_hinge"])
+def test_torch_losses_equal_gemgan_on_the_same_weights(module, norm):
+  c = small(module, critic_norm=norm)
   g, d = models.build_models(c)
   state = steps.create_train_state(c, g, d)
   rng = np.random.RandomState(0)
@@ -52,14 +69,49 @@ def test_torch_losses_equal_gemgan_on_the_same_weights(module):
   want = jax.jit(functools.partial(gemgan_losses, c, g=g, d=d))(
       state, real=jnp.asarray(real), z=jnp.asarray(z), alpha=jnp.asarray(alpha))
 
-  it = benchmark_torch.TorchIteration(c)
-  benchmark_torch.load_gemgan_variables(it.g, jax.device_get(state.generator.params),
-                                        jax.device_get(state.generator.state))
-  benchmark_torch.load_gemgan_variables(it.d, jax.device_get(state.critic.params),
-                                        jax.device_get(state.critic.state))
+  it = _torch_iteration(c, state)
   d_loss, _ = it.critic_loss(it.prepare(real), torch.from_numpy(z), torch.from_numpy(alpha))
   g_loss = it.generator_loss(torch.from_numpy(z))
   np.testing.assert_allclose([float(d_loss.detach()), float(g_loss)], np.array(want), atol=1e-4, rtol=1e-4)
+
+
+def _converged_u(params, state):
+  """Critic state whose every spectral-norm u is its kernel's top right singular vector."""
+  def walk(stats, p):
+    out = {}
+    for key, value in stats.items():
+      if key.endswith("/kernel/u"):
+        kernel = np.asarray(p[key.split("/")[0]]["kernel"])
+        value = np.linalg.svd(kernel.reshape(-1, kernel.shape[-1]))[2][:1]
+      elif isinstance(value, dict):
+        value = walk(value, p.get(key, p) if not key.startswith(("MaybeSpectral", "Spectral"))
+                     else p)
+      out[key] = value
+    return out
+  return {**state, "batch_stats": walk(state["batch_stats"], params)}
+
+
+def test_torch_resnet_equals_gemgan_with_spectral_norm():
+  # One training-mode forward of each network from the loaded weights,
+  # BatchNorm batch statistics and spectral norm's u: the same outputs.
+  c = small(resnet_config, critic_norm="spectral")
+  g, d = models.build_models(c)
+  state = steps.create_train_state(c, g, d)
+  # Converged power iterations (u = the top singular vector, from an SVD):
+  # flax and torch order their one iteration a forward differently.
+  state = state.replace(critic=state.critic.replace(
+      state=_converged_u(state.critic.params, jax.device_get(state.critic.state))))
+  rng = np.random.RandomState(1)
+  z = rng.randn(4, c.model.latent_dim).astype(np.float32)
+  real = rng.uniform(-1, 1, (4, 32, 32, 3)).astype(np.float32)
+  want_fake = _apply(g, state.generator.params, state.generator.state, jnp.asarray(z))
+  want_scores = _apply(d, state.critic.params, state.critic.state, jnp.asarray(real))
+  it = _torch_iteration(c, state)
+  fake = it.g(torch.from_numpy(z)).detach().permute(0, 2, 3, 1).numpy()
+  scores = it.d(it.prepare(real)).detach().numpy()[:, 0]
+  np.testing.assert_allclose(fake, np.array(want_fake), atol=1e-5)
+  np.testing.assert_allclose(scores, np.array(want_scores), atol=1e-4, rtol=1e-4)
+  assert abs(float(np.abs(np.array(want_scores)).max())) > 1e-3  # not trivially zero
 
 
 def test_vs_torch_reports_every_number():
