@@ -11,6 +11,7 @@ seed). Writes `<out>/table.md`, `<out>/results.json` and `<out>/<recipe>.png`.
 Workdirs go to `experiments/runs/` (ignored by git); rerunning resumes them.
 """
 import argparse
+import importlib.util
 import json
 import os
 import resource
@@ -47,6 +48,16 @@ def _child_cpu_seconds() -> float:
   return usage.ru_utime + usage.ru_stime
 
 
+def _images_per_step(config_spec: str) -> int:
+  """Real images one iteration of `configs/<file>.py:<preset>` shows the critic."""
+  path, _, preset = config_spec.partition(":")
+  spec = importlib.util.spec_from_file_location("recipe_config", os.path.join(ROOT, path))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  c = module.get_config(preset) if preset else module.get_config()
+  return c.batch_size * c.n_critic
+
+
 def _run(cmd, log_path):
   print("$", " ".join(cmd), flush=True)
   with open(log_path, "a") as log:
@@ -68,6 +79,9 @@ def main():
   p.add_argument("--out", default=os.path.join(ROOT, "experiments", "results", "cpu32"))
   p.add_argument("--conv_impl", default="auto")
   p.add_argument("--hardware", default="", help="recorded in the table")
+  p.add_argument("--checkpoint_every_kimg", type=float, default=0.0,
+                 help="keep a checkpoint every this many kimg, all of them (for "
+                 "fid_curve.py); 0: every 1,000 steps, the last 3 kept")
   args = p.parse_args()
   os.makedirs(args.out, exist_ok=True)
   results_path = os.path.join(args.out, "results.json")
@@ -83,6 +97,10 @@ def main():
              "num_train_kimg": args.kimg, "log_every_steps": 50,
              "sample_every_steps": 1000, "checkpoint_every_steps": 1000,
              "model.conv_impl": args.conv_impl, **overrides}
+    if args.checkpoint_every_kimg:
+      flags["checkpoint_every_steps"] = max(
+          1, round(args.checkpoint_every_kimg * 1000 / _images_per_step(config)))
+      flags.update({"max_to_keep": 1000, "checkpoint_every_minutes": 0.0})
     t0, cpu0 = time.time(), _child_cpu_seconds()
     _run([sys.executable, "-m", "gemgan.main", f"--config={config}", f"--workdir={workdir}"]
          + [f"--config.{k}={v}" for k, v in flags.items()], log)
