@@ -30,6 +30,9 @@ CONV_CASES = [
     # Fewer pixels than kernel taps: the patches-matmul form (XLA would swap).
     (dict(features=4, kernel_size=(5, 5), strides=(2, 2), padding="SAME"), (2, 4, 3, 3)),
     (dict(features=2, kernel_size=(3, 3), padding=((2, 1), (0, 2))), (2, 2, 2, 3)),
+    # Grouped (R3GAN's 3x3): a block-diagonal dense kernel.
+    (dict(features=6, kernel_size=(3, 3), padding="SAME", feature_group_count=3,
+          use_bias=False), (2, 5, 5, 6)),
 ]
 CONV_T_CASES = [
     (dict(features=6, kernel_size=(6, 6), strides=(1, 1), padding="VALID", use_bias=False), (2, 1, 1, 5)),
@@ -118,6 +121,7 @@ def test_same_params_values_and_gradients(ref_cls, fast_cls, case, lowering, mon
 @pytest.mark.parametrize("ref_cls,fast_cls,kwargs", [
     (nn.Conv, fast.FastConv, dict(features=4, kernel_size=(4, 4), kernel_init=conv_stack.dcgan_init)),
     (nn.ConvTranspose, fast.FastConvTranspose, dict(features=4, kernel_size=(5, 5))),
+    (nn.Conv, fast.FastConv, dict(features=6, kernel_size=(3, 3), feature_group_count=3)),
 ])
 def test_same_initial_params(ref_cls, fast_cls, kwargs):
   x = jnp.zeros((1, 6, 6, 3))

@@ -61,13 +61,14 @@ class ResidualBlock(nn.Module):
     wide = ch * self.expansion
     gain = LRELU_GAIN * self.num_blocks**(-1 / 4)  # 3 linear layers: L^(-1/(2*3-2))
     groups = wide // self.group_width if self.group_width else 1
-    conv = lambda f, k, g, init, name, cls=self.conv, **kw: cls(
+    conv = lambda f, k, g, init, name, **kw: self.conv(
         f, (k, k), padding="SAME", use_bias=False, kernel_init=init, dtype=self.dtype,
         name=name, **kw)(g)
     y = conv(wide, 1, x, msr_init(gain), "expand")
-    # Grouped convs have no fast form on XLA:CPU (gemgan.ops has none): plain linen.
-    grouped = dict(cls=nn.Conv, feature_group_count=groups) if groups > 1 else {}
-    y = conv(wide, 3, BiasedActivation(name="act_0")(y), msr_init(gain), "grouped", **grouped)
+    # FastConv runs the groups as one block-diagonal dense conv (XLA:CPU's grouped
+    # convs are slow); nn.Conv (GPU) as a grouped conv. Same parameters.
+    y = conv(wide, 3, BiasedActivation(name="act_0")(y), msr_init(gain), "grouped",
+             feature_group_count=groups)
     y = conv(ch, 1, BiasedActivation(name="act_1")(y), msr_init(0.0), "project")
     return x + y
 

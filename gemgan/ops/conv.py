@@ -332,17 +332,33 @@ def _kernel_and_bias(module: nn.Module, x: Array, kernel_shape: tuple[int, ...])
   return nn.dtypes.promote_dtype(x, kernel, bias, dtype=module.dtype)
 
 
+def block_diagonal(kernel: Array, groups: int) -> Array:
+  """A grouped conv's HWIO kernel [h, w, in / groups, out] -> the dense kernel
+  [h, w, in, out] that computes the same conv (zeros off the groups' blocks).
+
+  XLA:CPU has no fast grouped convolution (R3GAN's grouped 3x3 measured ~5 s
+  an iteration at 32 px); the dense form runs on the fast path at `groups`
+  times the FLOPs, and autodiff through it gives the grouped kernel's gradient.
+  """
+  h, w, in_per_group, out = kernel.shape
+  k = kernel.reshape(h, w, in_per_group, groups, out // groups)
+  dense = jnp.einsum("hwigo,gG->hwgiGo", k, jnp.eye(groups, dtype=kernel.dtype))
+  return dense.reshape(h, w, groups * in_per_group, out)
+
+
 class FastConv(nn.Module):
   """`flax.linen.Conv` for 2-D NHWC inputs, with fast CPU gradients.
 
-  Same attributes (a subset: no dilation, groups, masks or local weights),
-  parameters ('kernel' HWIO, 'bias') and initialisers as `nn.Conv`, so the
-  two are interchangeable on one parameter tree.
+  Same attributes (a subset: no dilation, masks or local weights; groups as
+  a block-diagonal dense kernel), parameters ('kernel' HWIO, 'bias') and
+  initialisers as `nn.Conv`, so the two are interchangeable on one parameter
+  tree.
   """
   features: int
   kernel_size: int | Sequence[int]
   strides: None | int | Sequence[int] = 1
   padding: Padding = "SAME"
+  feature_group_count: int = 1
   use_bias: bool = True
   dtype: Any = None
   param_dtype: Any = jnp.float32
@@ -364,7 +380,14 @@ class FastConv(nn.Module):
       padding = lax.padtype_to_pads(x.shape[1:3], kernel_size, strides, padding)
     elif isinstance(padding, str):
       raise ValueError(f"FastConv does not support padding {padding!r}")
-    x, kernel, bias = _kernel_and_bias(self, x, kernel_size + (x.shape[-1], self.features))
+    groups = self.feature_group_count
+    if x.shape[-1] % groups or self.features % groups:
+      raise ValueError(f"FastConv: {x.shape[-1]} input and {self.features} output channels "
+                       f"do not split into {groups} groups")
+    x, kernel, bias = _kernel_and_bias(self, x,
+                                       kernel_size + (x.shape[-1] // groups, self.features))
+    if groups > 1:
+      kernel = block_diagonal(kernel, groups)
     y = conv(x, kernel, strides, tuple(padding))
     if bias is not None:
       y = y + bias
