@@ -227,7 +227,7 @@ def _torch_variants(config, precision, torch_compile, memory_format, state):
   params = jax.device_get((g.params, g.state, d.params, d.state))
   out = {}
   for name, compiled in (("torch eager", False), ("torch.compile", True)):
-    if compiled and not (torch_compile and not config.gp_weight):
+    if compiled and not (torch_compile and bt.compilable(config)):
       continue
     it = bt.TorchIteration(config, bf16=precision == "bfloat16", compile=compiled,
                            memory_format=memory_format)

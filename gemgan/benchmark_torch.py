@@ -321,21 +321,29 @@ def _adam(params, lr, b1, b2):
   raise RuntimeError("no torch Adam")
 
 
+def compilable(config) -> bool:
+  """Whether torch.compile can run the iteration. Not with a gradient penalty
+  (no double backward) nor with spectral norm: the compiled backward of
+  D(real) fails once D(fake)'s power iteration has updated u in place
+  ("modified by an inplace operation", torch 2.13)."""
+  return not config.gp_weight and config.model.critic_norm != "spectral"
+
+
 class TorchIteration:
   """The gemgan config's training iteration in torch (see the module docstring).
 
   `bf16`: forward passes under `torch.autocast('cpu', bfloat16)` (parameters,
   optimizer and the penalty's norm in fp32, as gemgan's precision=bfloat16).
-  `compile`: the two networks through `torch.compile` (not with a gradient
-  penalty: torch.compile does not support double backward).
+  `compile`: the two networks through `torch.compile` (where `compilable`).
   """
 
   def __init__(self, config, bf16=False, compile=False, memory_format="channels_last", seed=0):
     _check_config(config)
     torch = _torch()
     torch.manual_seed(seed)
-    if compile and config.gp_weight:
-      raise ValueError("torch.compile does not support the gradient penalty's double backward")
+    if compile and not compilable(config):
+      raise ValueError("torch.compile does not support the gradient penalty's double backward "
+                       "nor spectral norm's in-place power iteration")
     self.config, self.bf16 = config, bf16
     self.memory_format = getattr(torch, memory_format if memory_format == "channels_last"
                                  else "contiguous_format")
