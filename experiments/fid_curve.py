@@ -3,7 +3,8 @@
   python experiments/fid_curve.py --run=laptop=experiments/runs/laptop \
       --num_samples=1000 --out=experiments/results/campaign32
 
-Evaluates every checkpoint of each run (or `--steps`) with `gemgan.evaluation`
+Evaluates every checkpoint of each run (or `--steps`, or a run's own
+`name=workdir@step,step`) with `gemgan.evaluation`
 (one Inception network, the real features cached; the same numbers as
 `gemgan.evaluate --num_samples=N`, whose `eval/step_<N>.json` it reuses),
 caching each result in the run's `eval/step_<N>_n<num_samples>.json`. Writes
@@ -128,17 +129,20 @@ def table(curves: dict[str, list[dict]], num_samples: int) -> str:
 def main():
   p = argparse.ArgumentParser(description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
-  p.add_argument("--run", action="append", required=True, help="name=workdir (repeat)")
+  p.add_argument("--run", action="append", required=True,
+                 help="name=workdir or name=workdir@step,step,... (its own --steps); repeat")
   p.add_argument("--num_samples", type=int, default=1000)
   p.add_argument("--steps", default="", help="comma-separated steps; default: all kept")
   p.add_argument("--floor", type=float, default=None, help="real-vs-real FID to draw")
   p.add_argument("--out", required=True)
   args = p.parse_args()
-  steps = {int(s) for s in args.steps.split(",") if s}
+  parse_steps = lambda text: {int(s) for s in text.split(",") if s}
   curves = {}
   for spec in args.run:
     name, workdir = spec.split("=", 1)
-    curves[name] = evaluate_steps(workdir, args.num_samples, steps)
+    workdir, _, run_steps = workdir.partition("@")
+    curves[name] = evaluate_steps(workdir, args.num_samples,
+                                  parse_steps(run_steps or args.steps))
   os.makedirs(args.out, exist_ok=True)
   with open(os.path.join(args.out, "fid_curve.json"), "w") as f:
     json.dump(curves, f, indent=1)
