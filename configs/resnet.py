@@ -40,6 +40,8 @@ def get_config(preset: str = ""):
       # (gemgan.benchmark), so 800 kimg is ~52 min (measured: 54:48 with compile and
       # sample grids, FID 91.6 on 1,000 samples; experiments/README.md). Width 16 over 32: 4x the kimg in the same
       # time (32: 94 img/s). A checkpoint every 100 kimg, all kept, for FID vs kimg.
+      # Tried instead: ADA (its p never left 0 under this critic) with lr cosine to
+      # 2e-5: FID 105.0, plaid textures; DiffAugment's translation keeps them away.
       c.data.image_size = 32
       c.model.width = 16
       c.num_train_kimg = 800.0
