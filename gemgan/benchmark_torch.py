@@ -29,6 +29,9 @@ import functools
 
 import numpy as np
 
+from gemgan import ema as ema_lib
+from gemgan.models import layers as model_layers
+
 # model name -> the critic norms the reference has
 SUPPORTED = {"dcgan": ("batch",), "wgan_gp": ("none",), "resnet": ("none", "spectral")}
 
@@ -142,8 +145,8 @@ def _resnet_blocks():
     def __init__(self, config):
       super().__init__()
       m = config.model
-      self.start, n = _models_layers().num_resamplings(config.data.image_size)
-      channels = _models_layers().stage_channels(m.width, n + 1)
+      self.start, n = model_layers.num_resamplings(config.data.image_size)
+      channels = model_layers.stage_channels(m.width, n + 1)
       self.channels0 = channels[0]
       self.dense = nn.Linear(m.latent_dim, self.start**2 * channels[0])
       self.blocks = []
@@ -167,8 +170,8 @@ def _resnet_blocks():
     def __init__(self, config):
       super().__init__()
       m, spectral = config.model, config.model.critic_norm == "spectral"
-      _, n = _models_layers().num_resamplings(config.data.image_size)
-      channels = _models_layers().stage_channels(m.width, n)[::-1]
+      _, n = model_layers.num_resamplings(config.data.image_size)
+      channels = model_layers.stage_channels(m.width, n)[::-1]
       self.blocks, cin = [], 3
       for stage, cout in enumerate(channels + channels[-1:]):
         for block in range(m.blocks_per_stage):
@@ -187,11 +190,6 @@ def _resnet_blocks():
       return self.head(fn.relu(x).sum(dim=(2, 3)))
 
   return Generator, Critic
-
-
-def _models_layers():
-  from gemgan.models import layers  # pylint: disable=g-import-not-at-top
-  return layers
 
 
 def _batch_norm(channels):
@@ -357,7 +355,8 @@ class TorchIteration:
     self._gen = torch.Generator().manual_seed(seed)
     # The generator's EMA at the config's half-life (no ramp-up: the same work a step).
     self.ema = [p.detach().clone() for p in self.g.parameters()] if config.ema.enabled else None
-    self.ema_weight = 1 - 0.5 ** (config.batch_size / (config.ema.halflife_kimg * 1000))
+    self.ema_weight = 1 - float(ema_lib.ema_decay(config.ema.halflife_kimg, config.batch_size,
+                                                  images_seen=0.0, rampup=0.0))
 
   def _autocast(self):
     return _torch().autocast("cpu", dtype=_torch().bfloat16, enabled=self.bf16)

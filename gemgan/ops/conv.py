@@ -336,9 +336,10 @@ def block_diagonal(kernel: Array, groups: int) -> Array:
   """A grouped conv's HWIO kernel [h, w, in / groups, out] -> the dense kernel
   [h, w, in, out] that computes the same conv (zeros off the groups' blocks).
 
-  XLA:CPU has no fast grouped convolution (R3GAN's grouped 3x3 measured ~5 s
-  an iteration at 32 px); the dense form runs on the fast path at `groups`
-  times the FLOPs, and autodiff through it gives the grouped kernel's gradient.
+  XLA:CPU has no fast grouped convolution (R3GAN at 32 px, width 16, batch 64:
+  27.8 s an iteration with linen's grouped conv, 2.3 s with this); the dense
+  form runs on the fast path at `groups` times the FLOPs, and autodiff through
+  it gives the grouped kernel's gradient.
   """
   h, w, in_per_group, out = kernel.shape
   k = kernel.reshape(h, w, in_per_group, groups, out // groups)
