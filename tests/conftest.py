@@ -1,10 +1,21 @@
-"""Shared pytest setup: CPU only, quiet TensorFlow, real-data location."""
+"""Shared pytest setup: CPU only, quiet TensorFlow, one XLA cache, real-data location."""
 import os
 import pathlib
+import shutil
+import tempfile
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+# One persistent compilation cache for the session, this process and every
+# subprocess run (they inherit the environment): tests build the same tiny
+# networks and steps again and again, and most of a tiny step's time is XLA
+# compiling it. Set JAX_COMPILATION_CACHE_DIR yourself to keep one across runs.
+_OWN_CACHE = "JAX_COMPILATION_CACHE_DIR" not in os.environ
+if _OWN_CACHE:
+  os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="gemgan-xla-cache-")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
 import pytest  # noqa: E402
 
@@ -18,3 +29,9 @@ def real_gems_dir():
   if not REAL_GEMS_DIR.is_dir():
     pytest.skip(f"real gem photos not found at {REAL_GEMS_DIR}")
   return REAL_GEMS_DIR
+
+
+def pytest_unconfigure(config):
+  del config
+  if _OWN_CACHE:
+    shutil.rmtree(os.environ["JAX_COMPILATION_CACHE_DIR"], ignore_errors=True)
