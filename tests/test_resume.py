@@ -1,8 +1,8 @@
 """The training loop never loses a run: resume, kill -9, signals, NaN, failed saves.
 
-Every run here is the same tiny WGAN-GP on 24 synthetic gems. The module
-shares one persistent XLA cache (this process and its subprocesses), so the
-iteration compiles once and later runs load it.
+Every run here is the same tiny WGAN-GP on 24 synthetic gems. The session's
+persistent XLA cache (tests/conftest.py) is shared with the subprocesses, so
+the iteration compiles once and later runs load it.
 """
 import os
 import re
@@ -13,7 +13,6 @@ import sys
 import time
 
 import jax
-from jax.experimental.compilation_cache import compilation_cache
 import numpy as np
 import pytest
 
@@ -39,23 +38,13 @@ TINY = {
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-  """Shared data dir and XLA cache; the environment for subprocess runs."""
-  cache = str(tmp_path_factory.mktemp("xla_cache"))
-  names = {"jax_compilation_cache_dir": cache,
-           "jax_persistent_cache_min_compile_time_secs": 0,
-           "jax_persistent_cache_min_entry_size_bytes": 0}
-  old = {name: getattr(jax.config, name) for name in names}
-  for name, value in names.items():
-    jax.config.update(name, value)
-  compilation_cache.reset_cache()  # takes the new settings
-  yield {
+  """Shared data dir; the environment for subprocess runs (it carries the
+  session's persistent XLA cache from conftest, so the iteration compiles once)."""
+  return {
       "data_dir": str(tmp_path_factory.mktemp("tfds")),
       "vars": {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(REPO_ROOT),
-               "TF_CPP_MIN_LOG_LEVEL": "3", **{k.upper(): str(v) for k, v in names.items()}},
+               "TF_CPP_MIN_LOG_LEVEL": "3"},
   }
-  for name, value in old.items():
-    jax.config.update(name, value)
-  compilation_cache.reset_cache()
 
 
 def overrides(env, **changes):
