@@ -72,6 +72,21 @@ def _timed(fn, repeats, steps_per_repeat):
   return out
 
 
+def random_batch(config, dataset, step: int, sharding=None) -> dict:
+  """Iteration `step`'s batch: random indices into the device-resident `dataset`.
+
+  This process's share of the global batch, as in training; sharded when
+  `sharding` is given.
+  """
+  idx = np.random.RandomState(step).randint(
+      0, dataset.shape[0], (config.n_critic, config.batch_size // jax.process_count()))
+  b = {"index": idx, "flip": idx % 2 == 0, "label": idx % 10}
+  if sharding is not None:
+    b = parallel.shard_batch(b, sharding)
+  b["dataset"] = dataset
+  return b
+
+
 def compile_train_step(config, num_images: int = 512, count_flops: bool = True):
   """The sharded, jitted training iteration, compiled, on device-resident
   random uint8 images (the step alone, no input pipeline).
@@ -89,15 +104,7 @@ def compile_train_step(config, num_images: int = 512, count_flops: bool = True):
   dataset = jax.device_put(
       np.random.RandomState(0).randint(0, 256, (n, size, size, 3), dtype=np.uint8), replicated)
 
-  def batch(step):
-    # This process's share of the global batch, as in training.
-    idx = np.random.RandomState(step).randint(
-        0, n, (config.n_critic, config.batch_size // jax.process_count()))
-    b = parallel.shard_batch({"index": idx, "flip": idx % 2 == 0, "label": idx % 10},
-                             batch_sharding)
-    b["dataset"] = dataset
-    return b
-
+  batch = lambda step: random_batch(config, dataset, step, batch_sharding)
   first = batch(0)
   t = time.perf_counter()
   compiled = train_step.lower(state, first).compile()
