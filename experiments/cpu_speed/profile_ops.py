@@ -11,6 +11,7 @@ gemgan.benchmark:
 
   python -m experiments.cpu_speed.profile_ops --model dcgan --impl fast [--top 25]
   python -m experiments.cpu_speed.profile_ops --config wgan_gp --n_critic 1 --impl fast
+  python -m experiments.cpu_speed.profile_ops --config resnet:laptop --impl auto
 """
 import argparse
 import collections
@@ -109,12 +110,12 @@ def main():
   parser.add_argument("--impl", default="fast")
   parser.add_argument("--batch", type=int, default=64)
   parser.add_argument("--top", type=int, default=25)
-  parser.add_argument("--config", default="", help="profile configs/<name>.py's train step")
+  parser.add_argument("--config", default="", help="profile configs/<name>.py[:preset]'s train step")
   parser.add_argument("--n_critic", type=int, default=0, help="with --config; 0: the config's")
   parser.add_argument("--image_size", type=int, default=0, help="with --config; 0: the config's")
   args = parser.parse_args()
   if args.config:
-    config = train_iter.load_config(args.config)
+    config = train_iter.load_config(*args.config.split(":", 1))
     config.model.conv_impl, config.batch_size = args.impl, args.batch
     config.n_critic = args.n_critic or config.n_critic
     config.data.image_size = args.image_size or config.data.image_size
