@@ -11,7 +11,7 @@ Presets (`--config=configs/resnet.py:<preset>`, combine with commas):
   ada          ADA (adaptive p towards r_t = 0.6) instead of DiffAugment
   attention    self-attention at 32 px (64 px and up) or 16 px (32 px)
   cpu32        32 px, width 32: the campaign's size on a 2-core CPU
-  laptop       real gems, 32 px, width 16, 4 critic steps, 1,000 kimg: 56 min on 2 cores
+  laptop       real gems, 32 px, width 16, batch 16, 4 critic steps, 1,000 kimg: 55 min
   quick        synthetic gems at 32 px, CPU-sized
 """
 from gemgan import ada
@@ -36,24 +36,27 @@ def get_config(preset: str = ""):
       c.data.image_size = 32
       c.model.width = 32
     elif part == "laptop":
+      # Batch 16: 4x the G steps of batch 64 at the same kimg and speed (XLA:CPU
+      # runs these narrow nets no faster per image at 64): FID 77.2 -> 61.6 at
+      # 1,000 kimg in 54:56 on 2 quiet EPYC cores (~300 real img/s), 1,000
+      # samples vs all 4,400 photos; 250-kimg probes: batch 32 121.2, 16 105.9.
       # 4 critic steps per G step (DiffAugment-BigGAN's CIFAR setting): at 2 the
-      # SN critic sat near chance (hinge d_loss ~1.83 of 2) and FID flattened at
-      # ~90 from 600 kimg; at 4 d_loss ~1.6, FID 77.2 at 1,000 kimg in 55:52 on 2
-      # quiet EPYC cores (307 real img/s), on 1,000 samples (experiments/README.md).
-      # lr cosine 2e-4 -> 2e-5 over the run: 91.6 -> 89.8 at n_critic 2, kept.
-      # Width 16 over 32: 4x the kimg in the same time (32: 94 img/s). Tried
-      # instead: ADA (its p never left 0 under this critic): FID 105.0, plaid
-      # textures; DiffAugment's translation keeps them away. A checkpoint every
-      # 100 kimg, all kept, for FID vs kimg.
+      # SN critic sat near chance (hinge d_loss ~1.83 of 2); 91.6 -> 77.2 with
+      # 1,000 kimg (experiments/README.md). lr cosine 2e-4 -> 2e-5 over the run:
+      # 91.6 -> 89.8 at n_critic 2, kept. Width 16 over 32: 4x the kimg in the
+      # same time (32: 94 img/s). Tried instead: ADA (its p never left 0 under
+      # this critic): FID 105.0, plaid textures; DiffAugment's translation keeps
+      # them away. A checkpoint every 100 kimg, all kept, for FID vs kimg.
       c.data.image_size = 32
       c.model.width = 16
+      c.batch_size = 16
       c.n_critic = 4
       c.num_train_kimg = 1000.0
       c.schedule.lr_end = 2e-5
-      c.checkpoint_every_steps = 391
+      c.checkpoint_every_steps = 1562
       c.checkpoint_every_minutes = 0.0
       c.max_to_keep = 11
-      c.sample_every_steps = 391
+      c.sample_every_steps = 1562
     elif part == "quick":
       config_lib.quick_preset(c)
       c.num_train_steps = 800
