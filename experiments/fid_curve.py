@@ -72,6 +72,9 @@ def evaluate_steps(workdir: str, num_samples: int, steps=None) -> list[dict]:
     all_steps = sorted(ckpt.all_steps())
   finally:
     ckpt.close()
+  missing = sorted(set(steps or ()) - set(all_steps))
+  if missing:  # before any evaluation, so that nothing is spent on a typo
+    raise ValueError(f"{workdir}: no checkpoint at step(s) {missing}; kept: {all_steps}")
   steps = [s for s in all_steps if not steps or s in steps]
   config = json.load(open(os.path.join(workdir, "config.json")))
   images_per_step = config["batch_size"] * config["n_critic"]
