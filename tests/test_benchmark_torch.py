@@ -72,7 +72,7 @@ def test_torch_losses_equal_gemgan_on_the_same_weights(module, norm):
   it = _torch_iteration(c, state)
   d_loss, _ = it.critic_loss(it.prepare(real), torch.from_numpy(z), torch.from_numpy(alpha))
   g_loss = it.generator_loss(torch.from_numpy(z))
-  np.testing.assert_allclose([float(d_loss.detach()), float(g_loss)], np.array(want), atol=1e-4, rtol=1e-4)
+  np.testing.assert_allclose([float(d_loss.detach()), float(g_loss.detach())], np.array(want), atol=1e-4, rtol=1e-4)
 
 
 def _converged_u(params, state):
