@@ -32,6 +32,12 @@ def time_both(fn):
   return time.perf_counter() - t, time.process_time() - c
 
 
+def call_seconds(fn, args, reps: int) -> list[float]:
+  """Wall seconds of `reps` calls of fn(*args), after one untimed call."""
+  jax.block_until_ready(fn(*args))
+  return [time_both(lambda: jax.block_until_ready(fn(*args)))[0] for _ in range(reps)]
+
+
 def matmul_peak(n: int = 4096, repeats: int = 2):
   """fp32 n x n matmul GFLOP/s per wall second and per CPU second (best of)."""
   a = jnp.ones((n, n), jnp.float32)

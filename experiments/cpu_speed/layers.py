@@ -12,13 +12,13 @@ ms and useful GFLOP/s (forward FLOPs; the same for each gradient).
 A fast variant is fast:<strided>:<transposed> (gemgan.ops.conv.BACKEND).
 """
 import argparse
-import time
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from experiments.cpu_speed import common
 from gemgan.ops import conv as fast
 
 B = 64
@@ -68,13 +68,7 @@ def build(name, variant):
 
 
 def best_of(fn, args, reps):
-  jax.block_until_ready(fn(*args))
-  times = []
-  for _ in range(reps):
-    t = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    times.append(time.perf_counter() - t)
-  return min(times)
+  return min(common.call_seconds(fn, args, reps))
 
 
 def main():

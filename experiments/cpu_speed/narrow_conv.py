@@ -23,9 +23,7 @@ def conv(x, w, pad_to: int = 0):
 
 
 def median_ms(f, *args, repeats: int = 20) -> float:
-  jax.block_until_ready(f(*args))
-  return 1e3 * statistics.median(
-      common.time_both(lambda: jax.block_until_ready(f(*args)))[0] for _ in range(repeats))
+  return 1e3 * statistics.median(common.call_seconds(f, args, repeats))
 
 
 def main():
