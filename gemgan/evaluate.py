@@ -16,7 +16,8 @@ and `class_accuracy`: top-1/top-5 of the gem classifier on samples of each class
 in turn, beside chance and its held-out real accuracy (train it once with
 `python -m gemgan.train_classifier --image_size=<size>`). FID is pytorch-fid's (same
 weights, same resize, same formula); it is biased upward at small N, so
-compare FIDs only at equal N and prefer KID for small sets.
+compare FIDs only at equal N, prefer KID for small sets, or add
+`--fid_inf_points=8` for `fid_inf`, FID extrapolated to N = infinity.
 
 The Inception weights are converted once with
 `python -m gemgan.metrics.convert_inception`; the real set's features are
@@ -54,6 +55,9 @@ def define_flags():
   flags.DEFINE_integer("swd_size", 0, "--real/--fake: resolution for SWD; 0: the fake "
                        "images' size.")
   flags.DEFINE_integer("seed", 0, "Sampling seed (run mode) and metric subsets.")
+  flags.DEFINE_integer("fid_inf_points", 0, "Also FID_inf: FID at this many subset sizes "
+                       "(N/5 to N) extrapolated to infinitely many samples (Chong & Forsyth "
+                       "2020), comparable across N; 0: off.")
 
 
 def main(argv):
@@ -69,10 +73,10 @@ def main(argv):
       raise app.UsageError("--real and --fake go together")
     out = {"real": f.real, "fake": f.fake}
     out.update(evaluate_files(f.real, f.fake, f.weights, f.batch_size, f.swd_size, cache_dir,
-                              f.seed))
+                              f.seed, f.fid_inf_points))
   else:
     out = evaluate_run(f.workdir, f.num_samples, f.step, f.seed, f.weights, f.batch_size,
-                       cache_dir)
+                       cache_dir, f.fid_inf_points)
     path = os.path.join(f.workdir, "eval", f"step_{out['step']}.json")
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w") as f:

@@ -48,7 +48,7 @@ class Evaluator:
   def __init__(self, real_features: np.ndarray, real_images: Optional[np.ndarray],
                extractor: inception.FeatureExtractor, *, seed: int = 0,
                kid_subsets: int = KID_SUBSETS, kid_subset_size: int = KID_SUBSET_SIZE,
-               cache_stem: Optional[str] = None):
+               cache_stem: Optional[str] = None, fid_inf_points: int = 0):
     if real_images is not None and len(real_images) != len(real_features):
       raise ValueError(f"{len(real_images)} real images but {len(real_features)} features")
     self.extractor = extractor
@@ -57,6 +57,7 @@ class Evaluator:
     self.seed = seed
     self.kid_subsets, self.kid_subset_size = kid_subsets, kid_subset_size
     self.cache_stem = cache_stem
+    self.fid_inf_points = fid_inf_points
     self._real_stats = fid_lib.feature_statistics(self.real_features)
     self._radii = {}  # subset size -> (indices, P/R radii, density/coverage radii)
 
@@ -91,8 +92,12 @@ class Evaluator:
     if fake_features is None:
       _check_images(fake_images, "fake images")
       fake_features = self.extractor(fake_images)
-    return self._metrics(self.real_features, self._real_stats, fake_features, fake_images,
-                         self._real_subset(len(fake_features)), self.real_images)
+    out = self._metrics(self.real_features, self._real_stats, fake_features, fake_images,
+                        self._real_subset(len(fake_features)), self.real_images)
+    if self.fid_inf_points:
+      out["fid_inf"], out["fid_inf_slope"], out["fid_inf_points"] = fid_lib.fid_infinity(
+          *self._real_stats, fake_features, self.fid_inf_points, seed=self.seed)
+    return out
 
   def _metrics(self, real_f, real_stats, fake_f, fake_images, subset, real_images):
     idx, radii, dc_radii = subset
@@ -159,14 +164,16 @@ def dataset_name(config: ml_collections.ConfigDict) -> str:
 
 def evaluator_for_config(config: ml_collections.ConfigDict, real_images: np.ndarray,
                          weights: str = "", cache_dir: Optional[str] = "",
-                         batch_size: int = inception.BATCH_SIZE) -> Evaluator:
+                         batch_size: int = inception.BATCH_SIZE,
+                         fid_inf_points: int = 0) -> Evaluator:
   """The Evaluator of a run's real data (weights: flag, else config.eval.weights, else default)."""
   if real_images is None:
     raise ValueError(f"dataset {config.data.name!r} gave no in-memory images "
                      "(input_pipeline info.images is None); evaluation needs them")
   return Evaluator.from_images(real_images, name=dataset_name(config),
                                weights=weights or config.eval.get("weights", ""),
-                               cache_dir=cache_dir, batch_size=batch_size, seed=config.seed)
+                               cache_dir=cache_dir, batch_size=batch_size, seed=config.seed,
+                               fid_inf_points=fid_inf_points)
 
 
 class SampleEvaluator:
@@ -224,7 +231,8 @@ def evaluators_for_config(config: ml_collections.ConfigDict, info,
 
 
 def evaluate_files(real: str, fake: str, weights: str = "", batch_size: int = inception.BATCH_SIZE,
-                   swd_size: int = 0, cache_dir: Optional[str] = "", seed: int = 0) -> dict:
+                   swd_size: int = 0, cache_dir: Optional[str] = "", seed: int = 0,
+                   fid_inf_points: int = 0) -> dict:
   """Metrics of the images under `fake` against those under `real` (folders or zips).
 
   Inception features exactly as pytorch-fid computes them from files. SWD
@@ -244,7 +252,7 @@ def evaluate_files(real: str, fake: str, weights: str = "", batch_size: int = in
   fake_u8 = image_files.load_uint8(fake, swd_size)
   real_u8 = image_files.load_uint8(real, swd_size or fake_u8.shape[1])
   ev = Evaluator(real_f, real_u8, extractor, seed=seed,
-                 cache_stem=None if cache_dir is None else stem)
+                 cache_stem=None if cache_dir is None else stem, fid_inf_points=fid_inf_points)
   out = ev(fake_u8, fake_features=fake_f)
   out["floor"] = ev.floor()
   out["precision_recall_on"] = PR_FEATURES
@@ -253,7 +261,7 @@ def evaluate_files(real: str, fake: str, weights: str = "", batch_size: int = in
 
 def evaluate_run(workdir: str, num_samples: int = 0, step: Optional[int] = None,
                  seed: int = 0, weights: str = "", batch_size: int = inception.BATCH_SIZE,
-                 cache_dir: Optional[str] = "") -> dict:
+                 cache_dir: Optional[str] = "", fid_inf_points: int = 0) -> dict:
   """Metrics of a run's checkpoint (latest, or `step`) against its config's real data."""
   from gemgan import input_pipeline  # pylint: disable=g-import-not-at-top
   from gemgan import sample  # pylint: disable=g-import-not-at-top
@@ -261,7 +269,8 @@ def evaluate_run(workdir: str, num_samples: int = 0, step: Optional[int] = None,
   config = gen.config
   num = num_samples or config.eval.num_samples
   info = input_pipeline.load_dataset(config)
-  ev = evaluator_for_config(config, info.images, weights, cache_dir, batch_size)
+  ev = evaluator_for_config(config, info.images, weights, cache_dir, batch_size,
+                            fid_inf_points)
   t0 = time.time()
   fake = gen.generate(num, seed=seed, batch_size=batch_size)
   logging.info("Generated %d samples in %.1f s", num, time.time() - t0)

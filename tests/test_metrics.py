@@ -63,6 +63,29 @@ def test_fid_of_few_samples_is_finite_and_matches_eigenvalues():
   assert np.isfinite(got) and got == pytest.approx(want, rel=1e-6)
 
 
+def test_fid_infinity_removes_the_small_sample_bias():
+  # Gaussian features with a closed-form FID: at N = 640 in 64-d, FID_N sits
+  # ~2 above the truth on every seed; the 1/N extrapolation lands within ~1.
+  err_n, err_inf = [], []
+  for seed in range(6):
+    rng = np.random.default_rng(seed)
+    d, n = 64, 640
+    s_real, s_fake = _spd(rng, d), _spd(rng, d, 2.0)
+    mu_fake = 0.3 * rng.standard_normal(d)
+    true = fid.frechet_distance(np.zeros(d), s_real, mu_fake, s_fake)
+    x = mu_fake + rng.standard_normal((n, d)) @ np.linalg.cholesky(s_fake).T
+    got, slope, points = fid.fid_infinity(np.zeros(d), s_real, x, num_points=8, seed=seed)
+    assert [p[0] for p in points] == np.linspace(128, 640, 8).astype(int).tolist()
+    assert points[-1][1] == pytest.approx(fid.frechet_distance(
+        np.zeros(d), s_real, *fid.feature_statistics(x)), rel=1e-9)
+    assert slope > 0
+    err_n.append(abs(points[-1][1] - true))
+    err_inf.append(abs(got - true))
+  assert min(err_n) > 1.0 and np.mean(err_inf) < 0.4 * np.mean(err_n)
+  with pytest.raises(ValueError, match="subset sizes"):
+    fid.fid_infinity(np.zeros(d), s_real, x[:4], num_points=8)
+
+
 def test_feature_statistics_match_numpy_and_reject_one_sample():
   x = np.random.default_rng(2).standard_normal((50, 5)).astype(np.float32)
   mu, sigma = fid.feature_statistics(x)
@@ -246,6 +269,11 @@ def test_evaluator_metrics_cache_and_floor(tmp_path):
   assert good["num_real"] == 120 and good["num_fake"] == 60 and good["kid_subset_size"] == 60
   assert bad["fid"] > 2 * good["fid"] and bad["kid_mean"] > good["kid_mean"]
   assert bad["precision"] < good["precision"]
+  with_inf = evaluation.Evaluator(ev.real_features, None, extractor, fid_inf_points=4)(
+      None, fake_features=fake_f)
+  assert [p[0] for p in with_inf["fid_inf_points"]] == [12, 28, 44, 60]
+  assert with_inf["fid_inf_points"][-1][1] == pytest.approx(with_inf["fid"], rel=1e-9)
+  assert "fid_inf" not in good and np.isfinite(with_inf["fid_inf"])
   floor = ev.floor()
   assert floor["num_real"] == floor["num_fake"] == 60 and floor["fid"] < bad["fid"]
   assert floor["coverage"] > bad["coverage"] and floor["coverage_expected"] > 0.9
