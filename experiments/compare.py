@@ -20,6 +20,9 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The config files import gemgan: run as `python experiments/compare.py`, the
+# repository root is not on the path by itself.
+sys.path.insert(0, ROOT)
 REAL_GEMS = os.path.join(os.path.dirname(ROOT), "shared", "data", "gemstones")
 
 # name -> (config file and preset, overrides, description). Lengths are in

@@ -18,13 +18,16 @@ import argparse
 import glob
 import json
 import os
+import sys
 
 import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 import numpy as np
 
-from gemgan import evaluation
+# Run as `python experiments/fid_curve.py`, the repository root is not on the path.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from gemgan import evaluation  # pylint: disable=g-import-not-at-top,wrong-import-position
 from gemgan import input_pipeline
 from gemgan import sampling
 from gemgan import checkpointing
