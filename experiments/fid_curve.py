@@ -7,7 +7,9 @@ Evaluates every checkpoint of each run (or `--steps`, or a run's own
 `name=workdir@step,step`) with `gemgan.evaluation`
 (one Inception network, the real features cached; the same numbers as
 `gemgan.evaluate --num_samples=N`, whose `eval/step_<N>.json` it reuses),
-caching each result in the run's `eval/step_<N>_n<num_samples>.json`. Writes
+caching each result in the run's `eval/step_<N>_n<num_samples>[_inf<K>].json`
+(`--fid_inf_points=K` adds FID_inf, FID extrapolated to infinitely many
+samples, and plots it instead of FID at N). Writes
 `<out>/fid_curve.json`, `<out>/fid_curve.md` (a table) and
 `<out>/fid_curve.png`: FID against thousands of real images shown to the
 critic, and against minutes of training read from the run's TensorBoard event
@@ -57,18 +59,20 @@ def _minutes_at(minutes: dict[int, float], step: int) -> float:
   return float(np.interp(step, logged, [minutes[s] for s in logged]))
 
 
-def _cached(path: str, by_evaluate: str, num_samples: int):
-  """Our cached metrics, else gemgan.evaluate's of the same N and seed 0, else None."""
+def _cached(path: str, by_evaluate: str, num_samples: int, fid_inf_points: int):
+  """Our cached metrics, else gemgan.evaluate's of the same N, K and seed 0, else None."""
   if os.path.exists(path):
     return json.load(open(path))
   if os.path.exists(by_evaluate):
     metrics = json.load(open(by_evaluate))
-    if metrics.get("num_fake") == num_samples and metrics.get("seed") == 0:
+    if (metrics.get("num_fake") == num_samples and metrics.get("seed") == 0
+        and (not fid_inf_points or len(metrics.get("fid_inf_points", ())) == fid_inf_points)):
       return metrics
   return None
 
 
-def evaluate_steps(workdir: str, num_samples: int, steps=None) -> list[dict]:
+def evaluate_steps(workdir: str, num_samples: int, steps=None,
+                   fid_inf_points: int = 0) -> list[dict]:
   """[{step, kimg, minutes, fid, ...}] for each kept checkpoint (cached per step and N)."""
   ckpt = checkpointing.Checkpointer(os.path.join(workdir, "checkpoints"), read_only=True)
   try:
@@ -84,13 +88,16 @@ def evaluate_steps(workdir: str, num_samples: int, steps=None) -> list[dict]:
   minutes = training_minutes(workdir)
   ev, rows = None, []
   for step in steps:
-    path = os.path.join(workdir, "eval", f"step_{step}_n{num_samples}.json")
-    metrics = _cached(path, os.path.join(workdir, "eval", f"step_{step}.json"), num_samples)
+    inf = f"_inf{fid_inf_points}" if fid_inf_points else ""
+    path = os.path.join(workdir, "eval", f"step_{step}_n{num_samples}{inf}.json")
+    metrics = _cached(path, os.path.join(workdir, "eval", f"step_{step}.json"), num_samples,
+                      fid_inf_points)
     if metrics is None:
       gen = sampling.load_generator(workdir, step=step)
       if ev is None:
         info = input_pipeline.load_dataset(gen.config)
-        ev = evaluation.evaluator_for_config(gen.config, info.images)
+        ev = evaluation.evaluator_for_config(gen.config, info.images,
+                                             fid_inf_points=fid_inf_points)
       metrics = ev(gen.generate(num_samples, seed=0))
       os.makedirs(os.path.dirname(path), exist_ok=True)
       json.dump(metrics, open(path, "w"), indent=1)
@@ -101,18 +108,19 @@ def evaluate_steps(workdir: str, num_samples: int, steps=None) -> list[dict]:
   return rows
 
 
-def plot(curves: dict[str, list[dict]], path: str, floor: float = None) -> None:
+def plot(curves: dict[str, list[dict]], path: str, floor: float = None,
+         metric: str = "fid") -> None:
   fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
   for name, rows in curves.items():
     for ax, x in zip(axes, ("kimg", "minutes")):
-      ax.plot([r[x] for r in rows], [r["fid"] for r in rows], "o-", label=name)
+      ax.plot([r[x] for r in rows], [r[metric] for r in rows], "o-", label=name)
   for ax, label in zip(axes, ("kimg (real images shown to the critic)",
                               "training minutes (this machine)")):
     ax.set_xlabel(label)
     ax.grid(alpha=0.3)
     if floor:
       ax.axhline(floor, color="gray", ls="--", lw=1, label="real vs real")
-  axes[0].set_ylabel("FID (lower is better)")
+  axes[0].set_ylabel(("FID_inf" if metric == "fid_inf" else "FID") + " (lower is better)")
   axes[0].legend()
   fig.tight_layout()
   fig.savefig(path, dpi=110)
@@ -121,6 +129,8 @@ def plot(curves: dict[str, list[dict]], path: str, floor: float = None) -> None:
 def table(curves: dict[str, list[dict]], num_samples: int) -> str:
   """Markdown: one row per evaluated checkpoint."""
   keys = ("fid", "kid_mean", "precision", "recall", "density", "coverage", "swd_mean")
+  if any("fid_inf" in r for rows in curves.values() for r in rows):
+    keys = ("fid_inf",) + keys
   lines = [f"FID etc. of {num_samples} samples against all real photos, per checkpoint.", "",
            "| run | step | kimg | minutes | " + " | ".join(keys) + " |",
            "| --- " * (4 + len(keys)) + "|"]
@@ -140,6 +150,8 @@ def main():
   p.add_argument("--num_samples", type=int, default=1000)
   p.add_argument("--steps", default="", help="comma-separated steps; default: all kept")
   p.add_argument("--floor", type=float, default=None, help="real-vs-real FID to draw")
+  p.add_argument("--fid_inf_points", type=int, default=0,
+                 help="also FID_inf from this many subset sizes, and plot it")
   p.add_argument("--out", required=True)
   args = p.parse_args()
   parse_steps = lambda text: {int(s) for s in text.split(",") if s}
@@ -148,13 +160,14 @@ def main():
     name, workdir = spec.split("=", 1)
     workdir, _, run_steps = workdir.partition("@")
     curves[name] = evaluate_steps(workdir, args.num_samples,
-                                  parse_steps(run_steps or args.steps))
+                                  parse_steps(run_steps or args.steps), args.fid_inf_points)
   os.makedirs(args.out, exist_ok=True)
   with open(os.path.join(args.out, "fid_curve.json"), "w") as f:
     json.dump(curves, f, indent=1)
   with open(os.path.join(args.out, "fid_curve.md"), "w") as f:
     f.write(table(curves, args.num_samples))
-  plot(curves, os.path.join(args.out, "fid_curve.png"), args.floor)
+  plot(curves, os.path.join(args.out, "fid_curve.png"), args.floor,
+       "fid_inf" if args.fid_inf_points else "fid")
   print("wrote", os.path.join(args.out, "fid_curve.png"))
 
 
