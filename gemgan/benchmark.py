@@ -49,9 +49,15 @@ def _block(tree):
 
 
 def matmul_peak_flops(n: int = 4096, dtype=jnp.float32, repeats: int = 5) -> float:
-  """Measured FLOP/s of an n x n matmul: the machine's practical peak."""
+  """Measured FLOP/s of an n x n matmul: the machine's practical peak.
+
+  Accumulates in float32 whatever `dtype`: XLA:CPU runs a bf16 dot with a
+  bf16 result on a slow path (no faster than fp32), and one with
+  `preferred_element_type=float32` on YNNPACK's bf16 kernels (AMX where the
+  CPU has it: 4-6x its fp32 on a Xeon with AMX, experiments/cpu_speed).
+  """
   a = jax.random.normal(jax.random.PRNGKey(0), (n, n), dtype)
-  f = jax.jit(lambda x: x @ x)
+  f = jax.jit(lambda x: jnp.dot(x, x, preferred_element_type=jnp.float32))
   _block(f(a))
   times = []
   for _ in range(repeats):
