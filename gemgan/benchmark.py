@@ -54,7 +54,7 @@ def matmul_peak_flops(n: int = 4096, dtype=jnp.float32, repeats: int = 5) -> flo
   Accumulates in float32 whatever `dtype`: XLA:CPU runs a bf16 dot with a
   bf16 result on a slow path (no faster than fp32), and one with
   `preferred_element_type=float32` on YNNPACK's bf16 kernels (AMX where the
-  CPU has it: 4-6x its fp32 on a Xeon with AMX, experiments/cpu_speed).
+  CPU has it: 4.1x its fp32 on a quiet Xeon with AMX, experiments/cpu_speed).
   """
   a = jax.random.normal(jax.random.PRNGKey(0), (n, n), dtype)
   f = jax.jit(lambda x: jnp.dot(x, x, preferred_element_type=jnp.float32))
