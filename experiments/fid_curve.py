@@ -154,6 +154,8 @@ def main():
                  help="also FID_inf from this many subset sizes, and plot it")
   p.add_argument("--out", required=True)
   args = p.parse_args()
+  if args.fid_inf_points < 0 or args.fid_inf_points == 1:
+    p.error(f"--fid_inf_points must be 0 (off) or >= 2 subset sizes, got {args.fid_inf_points}")
   parse_steps = lambda text: {int(s) for s in text.split(",") if s}
   curves = {}
   for spec in args.run:

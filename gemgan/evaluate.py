@@ -67,6 +67,10 @@ def main(argv):
   files_mode = f.real is not None or f.fake is not None
   if files_mode == (f.workdir is not None):
     raise app.UsageError("give either --workdir, or both --real and --fake")
+  if f.fid_inf_points < 0 or f.fid_inf_points == 1:
+    # Checked before minutes of sampling: a line needs two points.
+    raise app.UsageError(f"--fid_inf_points must be 0 (off) or >= 2 subset sizes, "
+                         f"got {f.fid_inf_points}")
   cache_dir = None if f.no_cache else f.cache_dir
   if files_mode:
     if not (f.real and f.fake):

@@ -364,6 +364,14 @@ def test_importing_evaluate_defines_no_flags():
   subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO_ROOT)
 
 
+def test_evaluate_rejects_one_fid_inf_point_before_sampling():
+  out = subprocess.run([sys.executable, "-m", "gemgan.evaluate", "--workdir=/nonexistent",
+                        "--fid_inf_points=1"], cwd=REPO_ROOT, capture_output=True, text=True)
+  assert out.returncode != 0
+  assert out.stderr.strip().splitlines()[-1] == (
+      "--fid_inf_points must be 0 (off) or >= 2 subset sizes, got 1")
+
+
 def test_inception_progress_shows_rate_and_eta():
   assert inception.progress(100, 400, 20.0) == "100/400 images, 5.0 images/s, ETA 1:00"
   assert inception.progress(100, None, 20.0) == "100 images, 5.0 images/s"
