@@ -15,6 +15,10 @@ samples, and plots it instead of FID at N). Writes
 critic, and against minutes of training read from the run's TensorBoard event
 times (resumes add up; compile and evaluation pauses count). Minutes are this
 machine's, so compare runs made on the same machine.
+
+`--earlier=<out>/fid_curve.json` keeps the curves of an earlier call whose
+workdirs are gone (another session's runs), beside the runs evaluated now;
+its rows must be of the same `--num_samples`.
 """
 import argparse
 import glob
@@ -108,6 +112,20 @@ def evaluate_steps(workdir: str, num_samples: int, steps=None,
   return rows
 
 
+def earlier_curves(path: str, num_samples: int, fid_inf_points: int) -> dict[str, list[dict]]:
+  """The curves of an earlier fid_curve.json, checked to be of the same N and K."""
+  curves = json.load(open(path))
+  for name, rows in curves.items():
+    for r in rows:
+      if r.get("num_fake") != num_samples:
+        raise ValueError(f"{path}: run {name!r} step {r['step']} has {r.get('num_fake')} "
+                         f"samples, not --num_samples={num_samples}; FIDs of different N "
+                         "do not compare")
+      if fid_inf_points and "fid_inf" not in r:
+        raise ValueError(f"{path}: run {name!r} step {r['step']} has no FID_inf")
+  return curves
+
+
 def plot(curves: dict[str, list[dict]], path: str, floor: float = None,
          metric: str = "fid") -> None:
   fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
@@ -145,8 +163,10 @@ def table(curves: dict[str, list[dict]], num_samples: int) -> str:
 def main():
   p = argparse.ArgumentParser(description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
-  p.add_argument("--run", action="append", required=True,
+  p.add_argument("--run", action="append", default=[],
                  help="name=workdir or name=workdir@step,step,... (its own --steps); repeat")
+  p.add_argument("--earlier", default="",
+                 help="an earlier fid_curve.json: keep its runs (workdirs gone), same N")
   p.add_argument("--num_samples", type=int, default=1000)
   p.add_argument("--steps", default="", help="comma-separated steps; default: all kept")
   p.add_argument("--floor", type=float, default=None, help="real-vs-real FID to draw")
@@ -156,8 +176,11 @@ def main():
   args = p.parse_args()
   if args.fid_inf_points < 0 or args.fid_inf_points == 1:
     p.error(f"--fid_inf_points must be 0 (off) or >= 2 subset sizes, got {args.fid_inf_points}")
+  if not args.run and not args.earlier:
+    p.error("nothing to plot: give --run (repeatable) and/or --earlier")
   parse_steps = lambda text: {int(s) for s in text.split(",") if s}
-  curves = {}
+  curves = (earlier_curves(args.earlier, args.num_samples, args.fid_inf_points)
+            if args.earlier else {})
   for spec in args.run:
     name, workdir = spec.split("=", 1)
     workdir, _, run_steps = workdir.partition("@")

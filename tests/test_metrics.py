@@ -1,5 +1,7 @@
 """FID, KID, precision/recall and SWD on cases with known answers; the Evaluator's plumbing."""
+import importlib.util
 import json
+import os
 import subprocess
 import sys
 import zipfile
@@ -375,3 +377,24 @@ def test_evaluate_rejects_one_fid_inf_point_before_sampling():
 def test_inception_progress_shows_rate_and_eta():
   assert inception.progress(100, 400, 20.0) == "100/400 images, 5.0 images/s, ETA 1:00"
   assert inception.progress(100, None, 20.0) == "100 images, 5.0 images/s"
+
+
+def _fid_curve_module():
+  spec = importlib.util.spec_from_file_location(
+      "fid_curve", os.path.join(REPO_ROOT, "experiments", "fid_curve.py"))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def test_fid_curve_keeps_earlier_curves_only_at_the_same_num_samples(tmp_path):
+  fid_curve = _fid_curve_module()
+  row = {"step": 781, "kimg": 100.0, "minutes": 1.5, "fid": 296.2, "num_fake": 1000}
+  path = tmp_path / "fid_curve.json"
+  path.write_text(json.dumps({"seed_dcgan": [row]}))
+  assert fid_curve.earlier_curves(str(path), 1000, 0) == {"seed_dcgan": [row]}
+  with pytest.raises(ValueError, match="'seed_dcgan' step 781 has 1000 samples, not "
+                     "--num_samples=5000"):
+    fid_curve.earlier_curves(str(path), 5000, 0)
+  with pytest.raises(ValueError, match="has no FID_inf"):
+    fid_curve.earlier_curves(str(path), 1000, 8)
