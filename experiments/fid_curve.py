@@ -18,7 +18,10 @@ machine's, so compare runs made on the same machine.
 
 `--earlier=<out>/fid_curve.json` keeps the curves of an earlier call whose
 workdirs are gone (another session's runs), beside the runs evaluated now;
-its rows must be of the same `--num_samples`.
+its rows must be of the same `--num_samples`. A `--run` of an earlier run's
+name adds its checkpoints to that curve (the same recipe and config on the
+same machine, stopped at another kimg: a 100-kimg run of a recipe with no
+length-dependent schedule is the first 100 kimg of a longer one).
 """
 import argparse
 import glob
@@ -126,12 +129,22 @@ def earlier_curves(path: str, num_samples: int, fid_inf_points: int) -> dict[str
   return curves
 
 
+def merge_rows(earlier: list[dict], new: list[dict]) -> list[dict]:
+  """One curve from two runs' rows, by kimg; a kimg in both keeps the new row."""
+  by_kimg = {r["kimg"]: r for r in earlier}
+  by_kimg.update({r["kimg"]: r for r in new})
+  return [by_kimg[k] for k in sorted(by_kimg)]
+
+
 def plot(curves: dict[str, list[dict]], path: str, floor: float = None,
          metric: str = "fid") -> None:
-  fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
-  for name, rows in curves.items():
+  fig, axes = plt.subplots(1, 2, figsize=(13, 4), sharey=True)
+  # The default cycle repeats after 10 colours; tab20 keeps up to 20 runs apart.
+  colours = plt.get_cmap("tab10" if len(curves) <= 10 else "tab20").colors
+  for i, (name, rows) in enumerate(curves.items()):
     for ax, x in zip(axes, ("kimg", "minutes")):
-      ax.plot([r[x] for r in rows], [r[metric] for r in rows], "o-", label=name)
+      ax.plot([r[x] for r in rows], [r[metric] for r in rows], "o-", label=name,
+              color=colours[i % len(colours)])
   for ax, label in zip(axes, ("kimg (real images shown to the critic)",
                               "training minutes (this machine)")):
     ax.set_xlabel(label)
@@ -139,7 +152,8 @@ def plot(curves: dict[str, list[dict]], path: str, floor: float = None,
     if floor:
       ax.axhline(floor, color="gray", ls="--", lw=1, label="real vs real")
   axes[0].set_ylabel(("FID_inf" if metric == "fid_inf" else "FID") + " (lower is better)")
-  axes[0].legend()
+  # Outside the axes: with many runs an inside legend hides points.
+  axes[1].legend(loc="center left", bbox_to_anchor=(1.02, 0.5))
   fig.tight_layout()
   fig.savefig(path, dpi=110)
 
@@ -184,8 +198,9 @@ def main():
   for spec in args.run:
     name, workdir = spec.split("=", 1)
     workdir, _, run_steps = workdir.partition("@")
-    curves[name] = evaluate_steps(workdir, args.num_samples,
-                                  parse_steps(run_steps or args.steps), args.fid_inf_points)
+    rows = evaluate_steps(workdir, args.num_samples, parse_steps(run_steps or args.steps),
+                          args.fid_inf_points)
+    curves[name] = merge_rows(curves.get(name, []), rows)
   os.makedirs(args.out, exist_ok=True)
   with open(os.path.join(args.out, "fid_curve.json"), "w") as f:
     json.dump(curves, f, indent=1)

@@ -398,3 +398,12 @@ def test_fid_curve_keeps_earlier_curves_only_at_the_same_num_samples(tmp_path):
     fid_curve.earlier_curves(str(path), 5000, 0)
   with pytest.raises(ValueError, match="has no FID_inf"):
     fid_curve.earlier_curves(str(path), 1000, 8)
+
+
+def test_fid_curve_merges_a_shorter_run_into_the_earlier_curve_by_kimg():
+  fid_curve = _fid_curve_module()
+  earlier = [{"kimg": 300.0, "fid": 203.9}, {"kimg": 1000.0, "fid": 120.8}]
+  new = [{"kimg": 100.0, "fid": 314.4}, {"kimg": 300.0, "fid": 205.0}]
+  assert fid_curve.merge_rows(earlier, new) == [
+      {"kimg": 100.0, "fid": 314.4}, {"kimg": 300.0, "fid": 205.0},
+      {"kimg": 1000.0, "fid": 120.8}]
