@@ -20,6 +20,7 @@ DATASETS = ("synthetic_gems", "gemstones")
 RESIZE_METHODS = ("center_crop", "pad")
 PRECISIONS = ("float32", "bfloat16")
 CONV_IMPLS = ("auto", "xla", "fast")
+RESAMPLES = ("nearest", "lowpass")
 UPSAMPLE_FACTOR = 16  # four stride-2 layers after the first KxK map
 
 
@@ -83,6 +84,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.attention_res = 0  # resolution of the self-attention block; 0: none
   c.model.expansion = 2  # R3GAN: channel expansion inside a residual block
   c.model.group_width = 16  # R3GAN: channels per group of the grouped 3x3 conv
+  # ResNet / FastGAN resampling: "nearest" (nearest-neighbour up; average-pool
+  # or strided-conv down) or "lowpass" ([1,2,1]-filtered up and down, R3GAN's).
+  c.model.resample = "nearest"
 
   c.loss = "wasserstein"
   c.gp_weight = 10.0
@@ -237,7 +241,7 @@ _CHOICE_NOUNS = {"model.name": "model", "loss": "loss", "data.name": "dataset"}
 _CHOICES = {
     "model.name": MODEL_NAMES, "loss": LOSSES, "model.critic_norm": CRITIC_NORMS,
     "latent_dist": LATENT_DISTS, "data.name": DATASETS, "data.resize": RESIZE_METHODS,
-    "precision": PRECISIONS, "model.conv_impl": CONV_IMPLS,
+    "precision": PRECISIONS, "model.conv_impl": CONV_IMPLS, "model.resample": RESAMPLES,
 }
 
 
@@ -325,6 +329,8 @@ def _validate_architecture(c):
   grouped_ok = m.group_width == 0 or (m.width * m.expansion) % m.group_width == 0
   _check(m.name != "r3gan" or grouped_ok, "model.group_width", f"{m.group_width} must divide width * expansion = "
          f"{m.width * m.expansion} (the grouped conv's channels), or be 0 (one group)")
+  if m.name in models.CONFIG_CHECKS:
+    models.CONFIG_CHECKS[m.name](c, _check)
   _check(c.loss != "rpgan" or c.gp_weight == 0, "gp_weight",
          "WGAN-GP's penalty pulls gradient norms to 1; RpGAN uses R1/R2 (r1_weight, "
          "r2_weight) instead: set gp_weight=0")

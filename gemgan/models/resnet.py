@@ -10,11 +10,14 @@ The architecture small-data GAN papers build on (DiffAugment-BigGAN, StudioGAN):
   without the leading ReLU, SNGAN's "optimized" block), one more block at the
   last resolution, ReLU, sum pooling, dense, and a projection head for classes.
   Spectral norm on every layer when `critic_norm` is "spectral".
+- `resample = "lowpass"` swaps nearest-up / average-pool-down for R3GAN's
+  [1,2,1]-filtered resampling (StyleGAN2's upfirdn2d): less aliasing, the
+  usual suspect behind checkerboard and plaid textures (Odena et al. 2016).
 - `attention_res` > 0 puts SAGAN self-attention after the stage at that
   resolution, in both networks.
 """
 import functools
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -30,10 +33,11 @@ class GBlock(nn.Module):
   conv: ModuleDef
   norm: ModuleDef
   upsample: bool = True
+  up2: Callable = layers.upsample_nearest
 
   @nn.compact
   def __call__(self, x, labels, *, train: bool = True):
-    up = layers.upsample_nearest if self.upsample else (lambda v: v)
+    up = self.up2 if self.upsample else (lambda v: v)
     h = nn.relu(self.norm(name="norm_0")(x, labels, train=train))
     h = self.conv(self.features, (3, 3), name="conv_0")(up(h))
     h = nn.relu(self.norm(name="norm_1")(h, labels, train=train))
@@ -50,12 +54,13 @@ class DBlock(nn.Module):
   spectral: bool = False
   downsample: bool = True
   preactivation: bool = True  # False for the first block, which sees the image
+  down2: Callable = layers.avg_pool2
 
   @nn.compact
   def __call__(self, x, *, train: bool = True):
     conv = lambda v, k, name: layers.MaybeSpectral(
         self.conv(self.features, (k, k), name=name), self.spectral)(v, train=train)
-    down = layers.avg_pool2 if self.downsample else (lambda v: v)
+    down = self.down2 if self.downsample else (lambda v: v)
     h = nn.relu(x) if self.preactivation else x
     h = down(conv(nn.relu(conv(h, 3, "conv_0")), 3, "conv_1"))
     if not (self.downsample or x.shape[-1] != self.features):
@@ -74,6 +79,7 @@ class Generator(nn.Module):
   blocks_per_stage: int = 1
   attention_res: int = 0
   dtype: Any = jnp.float32
+  up2: Callable = layers.upsample_nearest
 
   @nn.compact
   def __call__(self, z, labels=None, *, train: bool = True):
@@ -84,7 +90,7 @@ class Generator(nn.Module):
     x = x.reshape(z.shape[0], start, start, channels[0])
     for stage, ch in enumerate(channels[1:]):
       for block in range(self.blocks_per_stage):
-        x = GBlock(ch, self.conv, self.norm, upsample=block == 0,
+        x = GBlock(ch, self.conv, self.norm, upsample=block == 0, up2=self.up2,
                    name=f"stage_{stage}_block_{block}")(x, labels, train=train)
       if x.shape[1] == self.attention_res:
         x = layers.SelfAttention(self.conv, name="attention")(x, train=train)
@@ -102,6 +108,7 @@ class Critic(nn.Module):
   attention_res: int = 0
   num_classes: int = 0
   dtype: Any = jnp.float32
+  down2: Callable = layers.avg_pool2
 
   @nn.compact
   def __call__(self, x, labels=None, *, train: bool = True):
@@ -112,7 +119,7 @@ class Critic(nn.Module):
       for block in range(self.blocks_per_stage):
         x = DBlock(ch, self.conv, self.spectral,
                    downsample=block == self.blocks_per_stage - 1 and stage < n,
-                   preactivation=stage + block > 0,
+                   preactivation=stage + block > 0, down2=self.down2,
                    name=f"stage_{stage}_block_{block}")(x, train=train)
       if stage < n and x.shape[1] == self.attention_res:
         x = layers.SelfAttention(self.conv, self.spectral, name="attention")(x, train=train)
@@ -129,8 +136,11 @@ def build(config, num_classes: int, convs: layers.Convs):
   m, dt = config.model, convs.dtype
   conv = functools.partial(convs.conv, padding="SAME", kernel_init=init, dtype=dt)
   norm = layers.generator_norm(num_classes, m.bn_momentum, dt)
+  lowpass = m.resample == "lowpass"
   generator = Generator(config.data.image_size, m.width, conv, norm, m.blocks_per_stage,
-                        m.attention_res, dt)
+                        m.attention_res, dt,
+                        up2=layers.lowpass_up2 if lowpass else layers.upsample_nearest)
   critic = Critic(m.width, conv, m.critic_norm == "spectral", m.blocks_per_stage,
-                  m.attention_res, num_classes, dt)
+                  m.attention_res, num_classes, dt,
+                  down2=layers.lowpass_down2 if lowpass else layers.avg_pool2)
   return generator, critic
