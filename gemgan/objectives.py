@@ -39,12 +39,20 @@ def critic_objective(config: ml_collections.ConfigDict, run_critic: Callable, st
   as the loss, gradients w.r.t. the unaugmented images, as R3GAN does. Lazy R1
   (`r1_every` > 1, StyleGAN2's) and the WGAN-GP penalty use an extra pass
   whose state updates are discarded, so they never count as BatchNorm/SN steps.
+  With `model.recon_weight` (FastGAN) the real pass also returns the critic's
+  reconstruction loss (Liu et al. 2021, Sec. 3.2), added with that weight.
   """
   loss_fns = losses.LOSSES[config.loss]
   k_real, k_fake, k_pen, k_alpha = jax.random.split(key, 4)
   lazy_r1 = config.r1_weight > 0 and config.r1_every > 1
-  real_out, state, r1 = _scores(run_critic, real, state, k_real,
-                                config.r1_weight > 0 and not lazy_r1)
+  recon_weight = config.model.get("recon_weight", 0.0)
+  if recon_weight:  # FastGAN: the critic also reconstructs the real images
+    (real_out, recon), state = run_critic(real, state, k_real, reconstruct=True)
+    r1 = Zero()
+  else:
+    recon = Zero()
+    real_out, state, r1 = _scores(run_critic, real, state, k_real,
+                                  config.r1_weight > 0 and not lazy_r1)
   fake_out, state, r2 = _scores(run_critic, fake, state, k_fake, config.r2_weight > 0)
   loss = loss_fns.d(real_out, fake_out)
   critic_fn = lambda x: run_critic(x, state, k_pen)[0]
@@ -58,7 +66,9 @@ def critic_objective(config: ml_collections.ConfigDict, run_critic: Callable, st
     r1 = jax.lax.cond(index % config.r1_every == 0, lambda: losses.r1_penalty(critic_fn, real),
                       Zero)
   loss = loss + 0.5 * weights.r1 * config.r1_every * r1 + 0.5 * weights.r2 * r2
-  return loss, dict(state=state, real_out=real_out, fake_out=fake_out, gp=gp, r1=r1, r2=r2)
+  loss = loss + recon_weight * recon
+  return loss, dict(state=state, real_out=real_out, fake_out=fake_out, gp=gp, r1=r1, r2=r2,
+                    recon=recon)
 
 
 def generator_objective(config: ml_collections.ConfigDict, run_critic: Callable, d_state,

@@ -179,11 +179,11 @@ class _Nets:
 
   def run_critic(self, d_params, labels, p):
     """The objectives' `run_critic`: the critic at `d_params` on augmented images."""
-    def run(x, d_state, key):
+    def run(x, d_state, key, **kwargs):
       aug_key, drop_key = jax.random.split(key)
       out, new = self.critic.apply({"params": d_params, **d_state}, self.augment(x, aug_key, p),
                                    labels, train=True, mutable=list(d_state),
-                                   rngs={"dropout": drop_key})
+                                   rngs={"dropout": drop_key}, **kwargs)
       return out, {**d_state, **new}
     return run
 
@@ -287,7 +287,7 @@ def _critic_metrics(loss, aux, grads):
   real_out, fake_out = aux["real_out"], aux["fake_out"]
   return {
       "d_loss": loss, "gradient_penalty": aux["gp"], "r1_penalty": aux["r1"],
-      "r2_penalty": aux["r2"], "d_real": jnp.mean(real_out), "d_fake": jnp.mean(fake_out),
+      "r2_penalty": aux["r2"], "recon_loss": aux["recon"], "d_real": jnp.mean(real_out), "d_fake": jnp.mean(fake_out),
       "wasserstein": jnp.mean(real_out) - jnp.mean(fake_out),
       "overfit_rt": monitors.overfit_rt(real_out), "d_grad_norm": optax.global_norm(grads),
       "real_scores": real_out,

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from gemgan.models import conv_stack
+from gemgan.models import fastgan
 from gemgan.models import layers
 from gemgan.models import r3gan
 from gemgan.models import resnet
@@ -21,7 +22,11 @@ ARCHITECTURES = {
     "wgan_gp": conv_stack.build_wgan_gp,
     "resnet": resnet.build,
     "r3gan": r3gan.build,
+    "fastgan": fastgan.build,
 }
+# Architectures with keys of their own: name -> check(config, check_fn), run by
+# config_lib.validate with its key-naming `check`.
+CONFIG_CHECKS = {"fastgan": fastgan.check_config}
 
 
 def build_models(config: ml_collections.ConfigDict, num_classes: int = 0):
