@@ -77,7 +77,7 @@ def make_config(image_size: int, resize: str = "center_crop") -> GemstonesConfig
                          description=f"{image_size}x{image_size}, {resize}")
 
 
-class Gemstones(tfds.core.GeneratorBasedBuilder):
+class Gemstones(registry.QuietPrepare, tfds.core.GeneratorBasedBuilder):
   """Gem photos, one class per folder, resized to squares."""
 
   VERSION = tfds.core.Version("1.0.0")

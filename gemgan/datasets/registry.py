@@ -127,3 +127,18 @@ def _tfds_source(name, directory) -> Source:
                    labels[0] if labels else None)
   return Source(builder, image_key=image_key, label_key=label_key)
 
+
+class QuietPrepare:
+  """Mixin for builders that read local input: TFDS's download lines, as log lines.
+
+  TFDS prints "Downloading and preparing dataset Unknown size ..." and
+  "... downloaded and prepared to ..." on stdout even when nothing is
+  downloaded; this says what happens, in the log.
+  """
+
+  def _log_download_bytes(self) -> None:
+    logging.info("Preparing %s/%s in %s (local input, nothing is downloaded)", self.name,
+                 self.builder_config.name if self.builder_config else "", self.data_dir)
+
+  def _log_download_done(self) -> None:
+    logging.info("Prepared %s in %s", self.name, self.data_dir)

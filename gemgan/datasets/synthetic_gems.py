@@ -63,7 +63,7 @@ def _describe(size, n, seed):
   return f"{n} pictures, {size}x{size}, seed {seed}"
 
 
-class SyntheticGems(tfds.core.GeneratorBasedBuilder):
+class SyntheticGems(registry.QuietPrepare, tfds.core.GeneratorBasedBuilder):
   """Rendered gem pictures with a label per kind."""
 
   VERSION = tfds.core.Version("1.0.0")
