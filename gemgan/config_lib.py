@@ -16,7 +16,6 @@ MODEL_NAMES = tuple(models.ARCHITECTURES)
 LOSSES = tuple(losses.LOSSES)
 CRITIC_NORMS = ("none", "batch", "layer", "spectral")
 LATENT_DISTS = ("normal", "uniform")
-DATASETS = ("synthetic_gems", "gemstones")
 RESIZE_METHODS = ("center_crop", "pad")
 PRECISIONS = ("float32", "bfloat16")
 CONV_IMPLS = ("auto", "xla", "fast")
@@ -237,10 +236,10 @@ _BOOLS = ("data.random_flip", "data.on_device", "model.generator_final_norm",
 _STRINGS = ("data.manual_dir", "data.data_dir", "data.split", "augment.policy",
             "augment.ada_ops", "eval.weights", "best_metric")
 _NOTES = {"checkpoint_every_minutes": " (0 disables)"}
-_CHOICE_NOUNS = {"model.name": "model", "loss": "loss", "data.name": "dataset"}
+_CHOICE_NOUNS = {"model.name": "model", "loss": "loss"}
 _CHOICES = {
     "model.name": MODEL_NAMES, "loss": LOSSES, "model.critic_norm": CRITIC_NORMS,
-    "latent_dist": LATENT_DISTS, "data.name": DATASETS, "data.resize": RESIZE_METHODS,
+    "latent_dist": LATENT_DISTS, "data.resize": RESIZE_METHODS,
     "precision": PRECISIONS, "model.conv_impl": CONV_IMPLS, "model.resample": RESAMPLES,
 }
 
@@ -275,6 +274,15 @@ def _check_kinds(c) -> None:
            else f"{v!r} is not one of {choices}")
 
 
+def _check_dataset(c) -> None:
+  """config.data.name: registered in gemgan.datasets, else any dataset TFDS knows."""
+  from gemgan import datasets  # pylint: disable=g-import-not-at-top  (TFDS: only here)
+  try:
+    datasets.check_name(c.data)
+  except datasets.UnknownDatasetError as e:
+    raise ConfigError(f"config.data.name: {e}") from None
+
+
 def validate(config: ml_collections.ConfigDict, num_devices: int = 1) -> None:
   """Raises ConfigError naming the first key whose value cannot work.
 
@@ -283,6 +291,7 @@ def validate(config: ml_collections.ConfigDict, num_devices: int = 1) -> None:
   """
   c = config
   _check_kinds(c)
+  _check_dataset(c)
   # num_train_steps is computed from these two: check them before reading it.
   for key in ("n_critic", "batch_size"):
     _check(_is_int(c[key]), key, f"must be an integer, got {c[key]!r}")

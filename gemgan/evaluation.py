@@ -157,9 +157,8 @@ def _check_images(images, what: str):
 
 def dataset_name(config: ml_collections.ConfigDict) -> str:
   """Readable cache name of a config's real set, e.g. 'gemstones_96px_center_crop'."""
-  d = config.data
-  name = f"{d.name}_{d.image_size}px_{d.resize}"
-  return f"{name}_{d.num_examples}" if d.name == "synthetic_gems" else name
+  from gemgan import datasets  # pylint: disable=g-import-not-at-top  (TFDS: only here)
+  return datasets.cache_name(config.data)  # each dataset's own, see gemgan.datasets
 
 
 def evaluator_for_config(config: ml_collections.ConfigDict, real_images: np.ndarray,

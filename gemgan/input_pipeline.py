@@ -17,7 +17,7 @@ import dataclasses
 import functools
 import os
 import time
-from typing import Iterator
+from typing import Callable, Iterator
 
 from absl import logging
 import jax
@@ -26,6 +26,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from gemgan import config_lib
 from gemgan import datasets
 
 # Hide GPUs from TF so that it never takes accelerator memory JAX needs (as the
@@ -45,27 +46,22 @@ class DatasetInfo:
   name: str  # e.g. "gemstones/96"
   split: str  # TFDS split expression, e.g. "train+test"
   num_examples: int
-  num_classes: int
+  num_classes: int  # 0 for an unlabelled set
   class_names: list
   image_shape: tuple  # (H, W, 3)
   images: np.ndarray | None  # uint8 [N, H, W, 3], or None when streaming
   labels: np.ndarray | None  # int32 [N], or None when streaming
   builder: tfds.core.DatasetBuilder = dataclasses.field(repr=False)
+  # A TFDS example -> {"image": uint8 image_shape, "label": int32}.
+  decode: Callable[[dict], dict] = dataclasses.field(repr=False)
 
 
-def get_builder(config: ml_collections.ConfigDict) -> tfds.core.DatasetBuilder:
-  """The TFDS builder that `config.data` names (nothing is prepared yet)."""
-  d = config.data
-  data_dir = os.path.expanduser(d.data_dir) if d.data_dir else tfds.core.constants.DATA_DIR
-  if d.name == "gemstones":
-    builder_config = datasets.gemstones.make_config(d.image_size, d.resize)
-    return datasets.gemstones.Gemstones(config=builder_config, data_dir=data_dir)
-  if d.name == "synthetic_gems":
-    builder_config = datasets.synthetic_gems.make_config(d.image_size, d.num_examples,
-                                                         d.get("seed", 0))
-    return datasets.synthetic_gems.SyntheticGems(config=builder_config, data_dir=data_dir)
-  raise ValueError(f"config.data.name: unknown dataset {d.name!r}; choose 'gemstones' or "
-                   "'synthetic_gems'")
+def get_source(config: ml_collections.ConfigDict) -> datasets.Source:
+  """The dataset that `config.data` names (nothing is prepared yet); see gemgan.datasets."""
+  try:
+    return datasets.source(config.data)
+  except datasets.UnknownDatasetError as e:
+    raise config_lib.ConfigError(f"config.data.name: {e}") from None
 
 
 def load_dataset(config: ml_collections.ConfigDict) -> DatasetInfo:
@@ -74,49 +70,109 @@ def load_dataset(config: ml_collections.ConfigDict) -> DatasetInfo:
   Trains on `config.data.split` when set, else on all splits joined (the
   Kaggle archive's train/ and test/ together, as the original notebook did).
   """
-  builder = get_builder(config)
-  _prepare(builder, config)
-  builder = get_builder(config)  # a fresh builder reads the prepared info from disk
+  _prepare(get_source(config))
+  source = get_source(config)  # a fresh builder reads the prepared info from disk
+  builder = source.builder
   split = config.data.get("split", "") or "+".join(sorted(builder.info.splits.keys()))
   num_examples = builder.info.splits[split].num_examples
-  label = builder.info.features["label"]
-  shape = tuple(builder.info.features["image"].shape)
+  label = builder.info.features[source.label_key] if source.label_key else None
+  if label is None and config.model.get("conditional", False):
+    raise config_lib.ConfigError(f"config.model.conditional: dataset {config.data.name!r} "
+                                 "has no labels; train it unconditionally")
+  size = config.data.image_size
+  shape = (size, size, 3)
+  decode = _decoder(source, size, config.data.resize)
   nbytes = num_examples * int(np.prod(shape))
   images = labels = None
   start = time.perf_counter()
   if nbytes <= IN_MEMORY_MAX_BYTES:
-    data = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1, shuffle_files=False))
-    images, labels = data["image"], data["label"].astype(np.int32)
-  info = DatasetInfo(name=f"{builder.name}/{builder.builder_config.name}", split=split,
-                     num_examples=num_examples, num_classes=label.num_classes,
-                     class_names=list(label.names), image_shape=shape, images=images,
-                     labels=labels, builder=builder)
+    images, labels = _load_all(builder, split, decode, num_examples, shape)
+  config_name = f"/{builder.builder_config.name}" if builder.builder_config else ""
+  info = DatasetInfo(name=builder.name + config_name, split=split, num_examples=num_examples,
+                     num_classes=label.num_classes if label else 0,
+                     class_names=list(label.names) if label else [], image_shape=shape,
+                     images=images, labels=labels, builder=builder, decode=decode)
   logging.info("Dataset %s [%s] in %s: %d examples, %d classes, %s; %s", info.name, split,
                builder.data_dir, num_examples, info.num_classes, "x".join(map(str, shape)),
                f"{nbytes / 1e6:.1f} MB in memory (loaded in {time.perf_counter() - start:.1f} s)"
                if images is not None else
                f"{nbytes / 1e9:.1f} GB > {IN_MEMORY_MAX_BYTES / 2**30:.0f} GiB: streaming")
-  report = builder.info.metadata.get("report") if builder.info.metadata else None
-  if report:
-    logging.info("Prepared from %s: kept %s, skipped %s, converted %s", report["source"],
-                 report["kept"], report["skipped"] or "none", report["converted"] or "none")
-    manual_dir = os.path.abspath(os.path.expanduser(config.data.manual_dir))
-    source = report["source"]
-    if source != manual_dir and not source.startswith(manual_dir + os.sep):
-      logging.warning("config.data.manual_dir is %s, but %s was prepared from %s; delete %s "
-                      "to prepare it again from the new input", manual_dir, info.name, source,
-                      builder.data_dir)
+  _log_report(builder, info, config)
   return info
 
 
-def _prepare(builder: tfds.core.DatasetBuilder, config: ml_collections.ConfigDict):
-  """download_and_prepare without any network access; process 0 goes first."""
-  manual_dir = None
-  if config.data.name == "gemstones":
-    manual_dir = os.path.abspath(os.path.expanduser(config.data.manual_dir))
-  download_config = tfds.download.DownloadConfig(manual_dir=manual_dir,
-                                                 try_download_gcs=False)
-  prepare = functools.partial(builder.download_and_prepare, download_config=download_config)
+def _log_report(builder, info: DatasetInfo, config: ml_collections.ConfigDict) -> None:
+  """A builder that read local input (gemstones) stored what it kept and skipped."""
+  report = builder.info.metadata.get("report") if builder.info.metadata else None
+  if not report:
+    return
+  logging.info("Prepared from %s: kept %s, skipped %s, converted %s", report["source"],
+               report["kept"], report["skipped"] or "none", report["converted"] or "none")
+  manual_dir = os.path.abspath(os.path.expanduser(config.data.manual_dir))
+  source = report["source"]
+  if source != manual_dir and not source.startswith(manual_dir + os.sep):
+    logging.warning("config.data.manual_dir is %s, but %s was prepared from %s; delete %s "
+                    "to prepare it again from the new input", manual_dir, info.name, source,
+                    builder.data_dir)
+
+
+def _decoder(source: datasets.Source, size: int, resize: str) -> Callable[[dict], dict]:
+  """Example -> {"image": uint8 [size, size, 3], "label": int32 (0 when unlabelled)}.
+
+  gemgan's builders store exactly that; other TFDS sets are made square RGB
+  here (grey repeated, alpha dropped; `resize` as for gemstones, though "pad"
+  pads with black, not the border colour).
+  """
+  feature = source.builder.info.features[source.image_key]
+  ready = tuple(feature.shape) == (size, size, 3)
+
+  def decode(example):
+    image = example[source.image_key]
+    if not ready:
+      image = _square_rgb(image, feature.shape[-1], size, resize)
+    label = (tf.cast(example[source.label_key], tf.int32) if source.label_key
+             else tf.constant(0, tf.int32))
+    return {"image": image, "label": label}
+  return decode
+
+
+def _square_rgb(image: tf.Tensor, channels: int, size: int, resize: str) -> tf.Tensor:
+  """uint8 [H, W, C] -> uint8 [size, size, 3], antialiased bilinear."""
+  if channels == 1:
+    image = tf.image.grayscale_to_rgb(image)
+  elif channels == 4:
+    image = image[..., :3]
+  if resize == "center_crop":
+    h, w = tf.shape(image)[0], tf.shape(image)[1]
+    side = tf.minimum(h, w)
+    image = tf.image.crop_to_bounding_box(image, (h - side) // 2, (w - side) // 2, side, side)
+    image = tf.image.resize(image, (size, size), antialias=True)
+  else:
+    image = tf.image.resize_with_pad(image, size, size, antialias=True)
+  return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
+
+
+def _load_all(builder, split, decode, num_examples, shape):
+  """All examples of `split`, in TFDS's stored order, into one preallocated array."""
+  images = np.empty((num_examples,) + shape, np.uint8)
+  labels = np.empty(num_examples, np.int32)
+  ds = builder.as_dataset(split=split, shuffle_files=False)
+  ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).batch(1024)
+  filled = 0
+  for batch in tfds.as_numpy(ds):
+    n = len(batch["label"])
+    images[filled:filled + n], labels[filled:filled + n] = batch["image"], batch["label"]
+    filled += n
+  if filled != num_examples:
+    raise ValueError(f"{builder.name} [{split}]: read {filled} examples, its info says "
+                     f"{num_examples}")
+  return images, labels
+
+
+def _prepare(source: datasets.Source):
+  """download_and_prepare with the source's offline DownloadConfig; process 0 goes first."""
+  prepare = functools.partial(source.builder.download_and_prepare,
+                              download_config=source.download_config)
   if jax.process_count() == 1:
     prepare()
     return
@@ -241,11 +297,12 @@ def _stream(config, info, start_step, per_process):
   ds = ds.repeat().shuffle(_SHUFFLE_BUFFER, seed=seed, reshuffle_each_iteration=True)
 
   def prepare(i, example):
+    example = info.decode(example)
     image = example["image"]
     if config.data.random_flip:
       image = tf.image.stateless_random_flip_left_right(
           image, seed=tf.stack([tf.constant(seed, tf.int64), i]))
-    return {"image": _to_float(image), "label": tf.cast(example["label"], tf.int32)}
+    return {"image": _to_float(image), "label": example["label"]}
 
   ds = ds.enumerate().map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   ds = ds.batch(per_process, drop_remainder=True).batch(config.n_critic, drop_remainder=True)

@@ -33,7 +33,7 @@ def test_unknown_preset_is_an_error(module):
     ("augment.policy", "color,zoom", "config.augment.policy: .*zoom"),
     ("model.critic_norm", "group", "config.model.critic_norm"),
     ("latent_dist", "laplace", "config.latent_dist"),
-    ("data.name", "mnist", "config.data.name: unknown dataset"),
+    ("data.name", "no_such_set", "config.data.name: unknown dataset .no_such_set."),
     ("model.conv_impl", "cudnn", "config.model.conv_impl: 'cudnn' is not one of"),
     ("ema.halflife_kimg", -1.0, "config.ema.halflife_kimg: must be a number > 0"),
     ("checkpoint_every_minutes", -5.0, "config.checkpoint_every_minutes: must be >= 0"),

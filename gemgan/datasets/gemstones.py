@@ -37,6 +37,7 @@ from etils import epath
 import tensorflow_datasets as tfds
 
 from gemgan.datasets import image_files
+from gemgan.datasets import registry
 
 SIZES = (32, 64, 96, 128, 256)  # 32 is for tests and quick runs
 _WORKERS = max(1, min(8, os.cpu_count() or 1))
@@ -76,7 +77,7 @@ def make_config(image_size: int, resize: str = "center_crop") -> GemstonesConfig
                          description=f"{image_size}x{image_size}, {resize}")
 
 
-class Gemstones(tfds.core.GeneratorBasedBuilder):
+class Gemstones(registry.QuietPrepare, tfds.core.GeneratorBasedBuilder):
   """Gem photos, one class per folder, resized to squares."""
 
   VERSION = tfds.core.Version("1.0.0")
@@ -157,6 +158,15 @@ class Gemstones(tfds.core.GeneratorBasedBuilder):
       logging.info("gemstones summary: %s", report.summary())
       if not sum(report.kept.values()):
         raise ValueError(f"No usable images in {source.path}: {report.summary()}")
+
+
+@registry.register("gemstones")
+def source(data, data_dir: str) -> registry.Source:
+  """config.data -> the builder of its size and resize, reading config.data.manual_dir."""
+  builder = Gemstones(config=make_config(data.image_size, data.resize), data_dir=data_dir)
+  manual_dir = os.path.abspath(os.path.expanduser(data.manual_dir))
+  return registry.Source(builder, tfds.download.DownloadConfig(manual_dir=manual_dir,
+                                                               try_download_gcs=False))
 
 
 def _ordered_map(pool, fn, items, window):

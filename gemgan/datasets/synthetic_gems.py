@@ -20,6 +20,7 @@ import tensorflow_datasets as tfds
 
 from gemgan.datasets import gem_render
 from gemgan.datasets import image_files
+from gemgan.datasets import registry
 
 SIZES = (32, 64, 96, 128)
 DEFAULT_NUM_EXAMPLES = 4096
@@ -62,7 +63,7 @@ def _describe(size, n, seed):
   return f"{n} pictures, {size}x{size}, seed {seed}"
 
 
-class SyntheticGems(tfds.core.GeneratorBasedBuilder):
+class SyntheticGems(registry.QuietPrepare, tfds.core.GeneratorBasedBuilder):
   """Rendered gem pictures with a label per kind."""
 
   VERSION = tfds.core.Version("1.0.0")
@@ -105,3 +106,14 @@ class SyntheticGems(tfds.core.GeneratorBasedBuilder):
           nxt = renderer.submit(render, starts[k + 1])
         for i, png in enumerate(encoder.map(image_files.png_bytes, images)):
           yield start + i, {"image": png, "label": labels[i]}
+
+
+def _cache_name(data) -> str:
+  return f"synthetic_gems_{data.image_size}px_{data.resize}_{data.num_examples}"
+
+
+@registry.register("synthetic_gems", cache_name=_cache_name)
+def source(data, data_dir: str) -> registry.Source:
+  """config.data -> the builder of its size, count and seed (nothing to read)."""
+  config = make_config(data.image_size, data.num_examples, data.get("seed", 0))
+  return registry.Source(SyntheticGems(config=config, data_dir=data_dir))
