@@ -266,6 +266,9 @@ def evaluators_for_config(config: ml_collections.ConfigDict, info,
   specs = {name: spec for name, spec in config.evaluators.items() if spec.every_kimg}
   if not specs:
     return []
+  if info.images is None:  # said at the start, not at the first evaluation
+    raise ValueError(f"dataset {config.data.name!r} gave no in-memory images "
+                     "(input_pipeline info.images is None); evaluation needs them")
   reals = reals_for_config(config, info, evaluator=evaluator)
   num_classes = info.num_classes if config.model.conditional else 0
   return [SampleEvaluator(name, evaluators.build(name, spec, reals), config, num_classes)
