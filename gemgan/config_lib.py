@@ -43,11 +43,11 @@ def base_config() -> ml_collections.ConfigDict:
   # running step: for GPUs with millisecond iterations. On CPU no cost of 1
   # was measurable (quick preset, see the commit).
   c.max_steps_in_flight = 1
-  # Evaluation during training, big_vision style: name -> {every_kimg, num_samples},
-  # named by sample count (add_fid_evaluator). fid2k is declared but off (every_kimg
-  # 0): --config.evaluators.fid2k.every_kimg=100 turns it on.
+  # Evaluation during training, big_vision style: name -> {type, every_kimg,
+  # num_samples, ...} (gemgan/evaluators/<type>.py). fid2k (add_fid_evaluator) is
+  # declared but off (every_kimg 0): --config.evaluators.fid2k.every_kimg=100 turns it on.
   c.evaluators = ml_collections.ConfigDict()
-  c.best_metric = ""  # "<evaluator>/<fid|kid_mean|swd_mean>": keep checkpoints_best by it
+  c.best_metric = ""  # "<evaluator>/<metric>", lower is better: keep checkpoints_best by it
   add_fid_evaluator(c, 2_000, every_kimg=0.0)
   c.max_to_keep = 3
   c.num_sample_grid = 64  # fixed-z grid written every sample_every_steps
@@ -153,12 +153,9 @@ def hinge_sn_recipe(c: ml_collections.ConfigDict) -> None:
   c.augment.policy = "color,translation,cutout"
 
 
-BEST_METRICS = ("fid", "kid_mean", "swd_mean")  # lower is better
-
-
 def add_fid_evaluator(c: ml_collections.ConfigDict, num_samples: int, every_kimg: float,
                       best: bool = True) -> str:
-  """Declares an evaluator named by its sample count (fid2k, fid500); returns the name.
+  """Declares an `inception` evaluator named by its sample count (fid2k, fid500); returns the name.
 
   `every_kimg` 0 declares it switched off (a command line can turn it on).
 
@@ -166,7 +163,7 @@ def add_fid_evaluator(c: ml_collections.ConfigDict, num_samples: int, every_kimg
   """
   name = f"fid{num_samples // 1000}k" if num_samples % 1000 == 0 else f"fid{num_samples}"
   c.evaluators[name] = ml_collections.ConfigDict(
-      {"every_kimg": float(every_kimg), "num_samples": int(num_samples)})
+      {"type": "inception", "every_kimg": float(every_kimg), "num_samples": int(num_samples)})
   if best:
     c.best_metric = f"{name}/fid"
   return name
@@ -314,22 +311,24 @@ def validate(config: ml_collections.ConfigDict, num_devices: int = 1) -> None:
   _validate_evaluators(c)
 
 
+def best_metrics(c) -> tuple[str, ...]:
+  """Every '<evaluator>/<metric>' of the config's evaluators where lower is better."""
+  from gemgan import evaluators  # pylint: disable=g-import-not-at-top
+  return tuple(f"{name}/{m}" for name, spec in c.evaluators.items()
+               for m in evaluators.get(evaluators.type_of(spec)).BEST_METRICS)
+
+
 def _validate_evaluators(c):
+  """Each entry by its type's own checks (gemgan/evaluators/); best_metric among their metrics."""
+  from gemgan import evaluators  # pylint: disable=g-import-not-at-top
   for name, spec in c.evaluators.items():
-    key = f"evaluators.{name}"
-    _check(isinstance(spec, ml_collections.ConfigDict) and set(spec) == {"every_kimg",
-                                                                          "num_samples"},
-           key, "must be {every_kimg, num_samples} (see config_lib.add_fid_evaluator)")
-    _check(_is_number(spec.every_kimg) and spec.every_kimg >= 0, f"{key}.every_kimg",
-           f"must be a number >= 0 (0: off), got {spec.every_kimg!r}")
-    _check(_is_int(spec.num_samples) and spec.num_samples >= 2, f"{key}.num_samples",
-           f"must be an integer >= 2, got {spec.num_samples!r}")
+    evaluators.check(spec, f"evaluators.{name}", c)
   if c.best_metric:
-    name, _, metric = c.best_metric.partition("/")
-    _check(name in c.evaluators and metric in BEST_METRICS, "best_metric",
+    choices = best_metrics(c)
+    _check(c.best_metric in choices, "best_metric",
            f"{c.best_metric!r} must be '<evaluator>/<metric>' with an evaluator of "
-           f"config.evaluators ({', '.join(c.evaluators) or 'none declared'}) and a metric "
-           f"in {BEST_METRICS}")
+           f"config.evaluators ({', '.join(c.evaluators) or 'none declared'}) and a "
+           f"lower-is-better metric it reports: one of {choices}")
 
 
 def _validate_architecture(c):

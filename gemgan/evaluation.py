@@ -1,12 +1,12 @@
 """Sample quality, the library behind `python -m gemgan.evaluate`.
 
-FID, KID, precision/recall, density/coverage (Inception features), SWD
-(pixels) and per-class FID, against one real set (`Evaluator`); the
-evaluators a training config declares (`SampleEvaluator`,
-`evaluators_for_config`); and whole runs or image folders
-(`evaluate_run`, `evaluate_files`). See gemgan/evaluate.py for the command.
+FID, KID, precision/recall, density/coverage (Inception features) and SWD
+(pixels) against one real set (`Evaluator`), per-class FID and class
+accuracy; the evaluators a training config declares, by type from
+`gemgan.evaluators` (`SampleEvaluator`, `evaluators_for_config`); and whole
+runs or image folders through the same types (`evaluate_run`,
+`evaluate_files`). See gemgan/evaluate.py for the command.
 """
-import json
 import os
 import time
 from typing import Optional
@@ -16,6 +16,8 @@ import jax
 import ml_collections
 import numpy as np
 
+from gemgan import evaluators
+from gemgan.evaluators import base
 from gemgan.metrics import density_coverage as dc_lib
 from gemgan.metrics import fid as fid_lib
 from gemgan.metrics import gem_classifier
@@ -86,17 +88,24 @@ class Evaluator:
       self._radii[n] = (idx,) + _radii(self.real_features[idx])
     return self._radii[n]
 
-  def __call__(self, fake_images: np.ndarray,
-               fake_features: Optional[np.ndarray] = None) -> dict[str, float]:
-    """Metrics of uint8 fake images [M, H, W, 3] (features computed unless given)."""
+  def __call__(self, fake_images: Optional[np.ndarray],
+               fake_features: Optional[np.ndarray] = None, swd: bool = True,
+               fid_inf_points: Optional[int] = None) -> dict[str, float]:
+    """Metrics of uint8 fake images [M, H, W, 3] (features computed unless given).
+
+    `swd` False leaves the pixel SWD out; `fid_inf_points` overrides the
+    evaluator's own (0: no FID_inf).
+    """
     if fake_features is None:
       _check_images(fake_images, "fake images")
       fake_features = self.extractor(fake_images)
-    out = self._metrics(self.real_features, self._real_stats, fake_features, fake_images,
-                        self._real_subset(len(fake_features)), self.real_images)
-    if self.fid_inf_points:
+    out = self._metrics(self.real_features, self._real_stats, fake_features,
+                        fake_images if swd else None, self._real_subset(len(fake_features)),
+                        self.real_images)
+    points = self.fid_inf_points if fid_inf_points is None else fid_inf_points
+    if points:
       out["fid_inf"], out["fid_inf_slope"], out["fid_inf_points"] = fid_lib.fid_infinity(
-          *self._real_stats, fake_features, self.fid_inf_points, seed=self.seed)
+          *self._real_stats, fake_features, points, seed=self.seed)
     return out
 
   def _metrics(self, real_f, real_stats, fake_f, fake_images, subset, real_images):
@@ -175,112 +184,219 @@ def evaluator_for_config(config: ml_collections.ConfigDict, real_images: np.ndar
                                fid_inf_points=fid_inf_points)
 
 
-class SampleEvaluator:
-  """One evaluator declared in `config.evaluators`: metrics of its own fixed samples.
+class EvaluationError(ValueError):
+  """A user's mistake (an empty image folder, ...): its message says it all."""
 
-  `name` carries the sample count (`fid2k`: 2,000 samples; FID is biased by
-  N, so numbers compare only at equal N, as StyleGAN2-ADA's `fid50k_full`).
-  `run` logs `<name>/<metric>` and returns the metrics; which one picks the
-  best checkpoint is the loop's policy (`config.best_metric`). Latents are
-  fixed for the whole run, so successive evaluations differ only by G.
+
+def reals_for_config(config: ml_collections.ConfigDict, info, weights: str = "",
+                     cache_dir: Optional[str] = "", batch_size: int = inception.BATCH_SIZE,
+                     evaluator: Optional[Evaluator] = None) -> base.Reals:
+  """The run's real set (`info` from input_pipeline.load_dataset), Inception built lazily."""
+  images = info.images
+  factory = (lambda: evaluator) if evaluator is not None else (
+      lambda: evaluator_for_config(config, images, weights, cache_dir, batch_size))
+  return base.Reals(images, factory, getattr(info, "labels", None),
+                    getattr(info, "class_names", None), seed=config.seed)
+
+
+class SampleEvaluator:
+  """One evaluator of `config.evaluators`, on fixed samples of the training generator.
+
+  Its name usually carries the sample count (`fid2k`: 2,000 samples; FID is
+  biased by N, so numbers compare only at equal N, as StyleGAN2-ADA's
+  `fid50k_full`). `run` logs `<name>/<metric>` and returns the metrics;
+  which one picks the best checkpoint is the loop's policy
+  (`config.best_metric`). Latents are fixed for the whole run, so successive
+  evaluations differ only by G.
   """
 
-  def __init__(self, name: str, num_samples: int, config: ml_collections.ConfigDict,
-               num_classes: int, evaluator: Evaluator):
+  def __init__(self, name: str, evaluator: base.EvaluatorType,
+               config: ml_collections.ConfigDict, num_classes: int):
+    self.name, self.evaluator, self.config = name, evaluator, config
+    self.num_classes = num_classes
+    self._z = {}  # sample count -> fixed latents
+
+  def _latents(self, n: int) -> np.ndarray:
     from gemgan import steps  # pylint: disable=g-import-not-at-top
-    self.name, self.num, self.evaluator = name, num_samples, evaluator
-    self.batch = min(num_samples, config.batch_size)
-    padded = -(-num_samples // self.batch) * self.batch
-    self.z = np.asarray(steps.sample_latent(jax.random.PRNGKey(config.seed + 2), padded,
-                                            config.model.latent_dim, config.latent_dist))
-    self.labels = np.arange(padded, dtype=np.int32) % max(num_classes, 1)
+    if n not in self._z:
+      c = self.config
+      self._z[n] = np.asarray(steps.sample_latent(jax.random.PRNGKey(c.seed + 2), n,
+                                                  c.model.latent_dim, c.latent_dist))
+    return self._z[n]
 
-  def generate(self, state, sample_fn) -> np.ndarray:
-    """uint8 [num_samples, H, W, 3] from the state's (EMA) generator."""
+  def fakes(self, state, sample_fn) -> base.Fakes:
+    """The state's (EMA) generator on this evaluator's fixed latents."""
     from gemgan import visualize  # pylint: disable=g-import-not-at-top
-    out = [visualize.to_uint8(sample_fn(state.ema_params, state.generator.state,
-                                        self.z[i:i + self.batch], self.labels[i:i + self.batch]))
-           for i in range(0, len(self.z), self.batch)]
-    return np.concatenate(out)[:self.num]
+    batch = self.config.batch_size
 
-  def run(self, step: int, state, logger, sample_fn) -> dict[str, float]:
+    def generate(n, labels):
+      z = self._latents(n)
+      if labels is None:
+        labels = np.arange(n, dtype=np.int32) % max(self.num_classes, 1)
+      out = []
+      for i in range(0, n, batch):
+        zb, yb = z[i:i + batch], labels[i:i + batch]
+        pad = batch - len(zb)  # one batch shape: one compilation
+        zb, yb = np.pad(zb, ((0, pad), (0, 0))), np.pad(yb, (0, pad))
+        out.append(visualize.to_uint8(sample_fn(state.ema_params, state.generator.state, zb,
+                                                yb))[:batch - pad])
+      return np.concatenate(out)
+
+    return base.Fakes(generate, self.num_classes, self.config.data.image_size)
+
+  def run(self, step: int, state, logger, sample_fn) -> dict:
     t0 = time.time()
-    metrics = self.evaluator(self.generate(state, sample_fn))
+    metrics = self.evaluator(self.fakes(state, sample_fn))
     logger.scalars(step, {f"{self.name}/{k}": v for k, v in metrics.items()
-                          if not k.startswith("num_")
+                          if _is_scalar(v) and not k.startswith("num_")
                           and k not in ("kid_subset_size", "coverage_expected")}, console=False)
-    logging.info("%s step %d: FID %.2f  KID %.4f ± %.4f  P %.3f  R %.3f  D %.3f  C %.3f  "
-                 "SWD %.2f  (%.0f s)", self.name, step, metrics["fid"], metrics["kid_mean"],
-                 metrics["kid_std"], metrics["precision"], metrics["recall"],
-                 metrics["density"], metrics["coverage"], metrics.get("swd_mean", float("nan")),
+    logging.info("%s step %d: %s  (%.0f s)", self.name, step, self.evaluator.summary(metrics),
                  time.time() - t0)
     return metrics
 
 
+def _is_scalar(v) -> bool:
+  return isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
+
+
 def evaluators_for_config(config: ml_collections.ConfigDict, info,
                           evaluator: Optional[Evaluator] = None) -> list[SampleEvaluator]:
-  """The run's `config.evaluators`, sharing one Inception network and real-feature set."""
+  """The run's switched-on `config.evaluators`, sharing one real set (and Inception pass)."""
   specs = {name: spec for name, spec in config.evaluators.items() if spec.every_kimg}
   if not specs:
     return []
-  evaluator = evaluator or evaluator_for_config(config, info.images)
+  if info.images is None:  # said at the start, not at the first evaluation
+    raise ValueError(f"dataset {config.data.name!r} gave no in-memory images "
+                     "(input_pipeline info.images is None); evaluation needs them")
+  reals = reals_for_config(config, info, evaluator=evaluator)
   num_classes = info.num_classes if config.model.conditional else 0
-  return [SampleEvaluator(name, spec.num_samples, config, num_classes, evaluator)
+  return [SampleEvaluator(name, evaluators.build(name, spec, reals), config, num_classes)
           for name, spec in specs.items()]
+
+
+def default_types(num_classes: int) -> tuple[str, ...]:
+  """What `gemgan.evaluate` computes unless told: per-class ones for conditional runs."""
+  return ("inception", "spectral") + (("per_class_fid", "class_accuracy") if num_classes
+                                      else ())
+
+
+def run_evaluators(types, reals: base.Reals, fakes: base.Fakes, num_samples: int,
+                   fid_inf_points: int = 0) -> dict:
+  """Metrics of every evaluator type in `types`, merged, with their floors under `floor`."""
+  out, floor = {}, {}
+  for type_name in types:
+    cls = evaluators.get(type_name)
+    if cls.NEEDS_CLASSES and not fakes.num_classes:
+      raise EvaluationError(f"evaluator {type_name!r} needs a class-conditional generator")
+    keys = {"fid_inf_points": fid_inf_points} if "fid_inf_points" in cls.KEYS else {}
+    ev = evaluators.build(type_name, evaluators.spec(type_name, num_samples, **keys), reals)
+    out.update(ev(fakes))
+    floor.update(ev.floor())
+  out["floor"] = floor
+  if "inception" in types:
+    out["precision_recall_on"] = PR_FEATURES
+  return out
+
+
+def image_count(path: str, flag: str) -> int:
+  """How many images a folder or zip holds; EvaluationError naming `flag` if none."""
+  try:
+    return len(image_files.list_images(path))
+  except (FileNotFoundError, ValueError) as e:
+    raise EvaluationError(f"{flag}={path}: {e}") from None
+
+
+def _with_progress(batches, total: int, what: str, every_secs: float = 30.0):
+  """Passes batches through, logging done/total, images/s and ETA every `every_secs`."""
+  start = last = time.time()
+  done = 0
+  for batch in batches:
+    yield batch
+    done += len(batch)
+    if time.time() - last > every_secs or done == total:
+      last = time.time()
+      logging.info("Inception features of %s: %s", what,
+                   inception.progress(done, total, last - start))
+
+
+class FileFakes(base.Fakes):
+  """Images of a folder or zip: Inception sees the files as pytorch-fid reads them."""
+
+  def __init__(self, path: str, size: int, batch_size: int):
+    self.path, self.batch_size, self.total = path, batch_size, image_count(path, "--fake")
+    super().__init__(lambda n, labels: image_files.load_uint8(path, size))
+
+  def images(self, n, labels=None):
+    return super().images(self.total, labels)
+
+  def features(self, extractor, n):
+    return extractor(file_features_input(self.path, self.batch_size, self.total))
+
+
+def file_features_input(path: str, batch_size: int, total: int):
+  """The files' batches at Inception's input size, with progress lines."""
+  return _with_progress(image_files.iter_batches(path, inception.INPUT_SIZE, batch_size), total,
+                        path)
 
 
 def evaluate_files(real: str, fake: str, weights: str = "", batch_size: int = inception.BATCH_SIZE,
                    swd_size: int = 0, cache_dir: Optional[str] = "", seed: int = 0,
-                   fid_inf_points: int = 0) -> dict:
+                   fid_inf_points: int = 0, types=("inception", "spectral")) -> dict:
   """Metrics of the images under `fake` against those under `real` (folders or zips).
 
-  Inception features exactly as pytorch-fid computes them from files. SWD
-  compares both sets resized to `swd_size` (0: the fake images' size).
+  Inception features exactly as pytorch-fid computes them from files. The
+  pixel metrics (SWD, spectral) compare both sets resized to `swd_size` (0:
+  the fake images' size).
   """
-  extractor = inception.FeatureExtractor(weights, batch_size)
-
-  def features(path):
-    return extractor(image_files.iter_batches(path, inception.INPUT_SIZE, batch_size))
-
-  stem = real_stats.cache_stem(os.path.basename(os.path.normpath(real)),
-                               image_files.files_fingerprint(real), extractor.weights_id,
-                               cache_dir or "")
-  real_f = features(real) if cache_dir is None else real_stats.cached_features(
-      stem, lambda: features(real))
-  fake_f = features(fake)
-  fake_u8 = image_files.load_uint8(fake, swd_size)
+  num_real = image_count(real, "--real")
+  fakes = FileFakes(fake, swd_size, batch_size)
+  fake_u8 = fakes.images(0)
   real_u8 = image_files.load_uint8(real, swd_size or fake_u8.shape[1])
-  ev = Evaluator(real_f, real_u8, extractor, seed=seed,
-                 cache_stem=None if cache_dir is None else stem, fid_inf_points=fid_inf_points)
-  out = ev(fake_u8, fake_features=fake_f)
-  out["floor"] = ev.floor()
-  out["precision_recall_on"] = PR_FEATURES
-  return out
+
+  def inception_evaluator():
+    extractor = inception.FeatureExtractor(weights, batch_size)
+    stem = real_stats.cache_stem(os.path.basename(os.path.normpath(real)),
+                                 image_files.files_fingerprint(real), extractor.weights_id,
+                                 cache_dir or "")
+    compute = lambda: extractor(file_features_input(real, batch_size, num_real))  # noqa: E731
+    real_f = compute() if cache_dir is None else real_stats.cached_features(stem, compute)
+    return Evaluator(real_f, real_u8, extractor, seed=seed,
+                     cache_stem=None if cache_dir is None else stem)
+
+  reals = base.Reals(real_u8, inception_evaluator, seed=seed)
+  return run_evaluators(types, reals, fakes, len(fake_u8), fid_inf_points)
 
 
 def evaluate_run(workdir: str, num_samples: int = 0, step: Optional[int] = None,
                  seed: int = 0, weights: str = "", batch_size: int = inception.BATCH_SIZE,
-                 cache_dir: Optional[str] = "", fid_inf_points: int = 0) -> dict:
-  """Metrics of a run's checkpoint (latest, or `step`) against its config's real data."""
+                 cache_dir: Optional[str] = "", fid_inf_points: int = 0,
+                 types=None) -> dict:
+  """Metrics of a run's checkpoint (latest, or `step`) against its config's real data.
+
+  `types`: evaluator types (None: `default_types`).
+  """
   from gemgan import input_pipeline  # pylint: disable=g-import-not-at-top
-  from gemgan import sample  # pylint: disable=g-import-not-at-top
-  gen = sample.load_generator(workdir, step=step)
+  from gemgan import sampling  # pylint: disable=g-import-not-at-top
+  gen = sampling.load_generator(workdir, step=step)
   config = gen.config
   num = num_samples or config.eval.num_samples
   info = input_pipeline.load_dataset(config)
-  ev = evaluator_for_config(config, info.images, weights, cache_dir, batch_size,
-                            fid_inf_points)
-  t0 = time.time()
-  fake = gen.generate(num, seed=seed, batch_size=batch_size)
-  logging.info("Generated %d samples in %.1f s", num, time.time() - t0)
+  if info.images is None:
+    raise EvaluationError(f"dataset {config.data.name!r} gave no in-memory images; "
+                          "evaluation needs them")
+  reals = reals_for_config(config, info, weights, cache_dir, batch_size)
+  reals.seed = seed
+
+  def generate(n, labels):
+    t0 = time.time()
+    images = gen.generate(n, seed=seed, batch_size=batch_size, labels=labels)
+    logging.info("Generated %d samples in %.1f s", n, time.time() - t0)
+    return images
+
+  fakes = base.Fakes(generate, gen.num_classes, gen.image_shape[0])
   out = {"workdir": os.path.abspath(workdir), "step": int(gen.step), "seed": seed}
-  out.update(ev(fake))
-  out["floor"] = ev.floor()
-  out["precision_recall_on"] = PR_FEATURES
-  if gen.num_classes:
-    out["per_class"] = per_class_metrics(gen, ev, info.labels, info.class_names, seed,
-                                         batch_size)
-    out["class_accuracy"] = class_accuracy(gen, real_stats.fingerprint(info.images), num, seed)
+  out.update(run_evaluators(types or default_types(gen.num_classes), reals, fakes, num,
+                            fid_inf_points))
   return out
 
 

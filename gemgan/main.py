@@ -12,8 +12,6 @@ thing printed, and exit code 1.
 """
 import logging as pylogging
 import os
-import sys
-import threading
 import traceback
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -25,6 +23,7 @@ import jax
 from ml_collections import config_flags
 
 from gemgan import checkpointing
+from gemgan import cli
 from gemgan import config_lib
 from gemgan import train
 from gemgan import workdir_lock
@@ -46,23 +45,7 @@ _CLEAR_ERRORS = (config_lib.ConfigError, checkpointing.CheckpointError,
                  train.TrainingDiverged, workdir_lock.WorkdirLocked)
 
 
-def _fail(message: str) -> None:
-  """Logs `message` as the last line and exits 1 at once.
-
-  os._exit, after flushing: a normal exit after a failed save lets Orbax's
-  writer threads print dozens of "Exception ignored ... sys.meta_path is
-  None" tracebacks at interpreter shutdown, burying the message. Records
-  from other threads (Orbax's, still failing) are dropped from here on.
-  """
-  main_thread = threading.main_thread().ident
-  logging.get_absl_handler().addFilter(lambda record: record.thread == main_thread)
-  logging.error("%s", " ".join(message.split("\n")))
-  logging.flush()
-  for handler in pylogging.getLogger().handlers + [logging.get_absl_handler()]:
-    handler.flush()
-  sys.stdout.flush()
-  sys.stderr.flush()
-  os._exit(1)  # pylint: disable=protected-access
+_fail = cli.fail  # one clear line, exit 1 (shared by every command-line tool)
 
 
 class _QuietLibraries(pylogging.Filter):

@@ -101,6 +101,31 @@ def curves_png(records: Sequence[dict], keys: Sequence[str]) -> Optional[bytes]:
       return f.read()
 
 
+def spectrum_png(spectrum: Optional[dict]) -> Optional[bytes]:
+  """Log power against frequency, samples and photos (eval JSON's `spectrum`): plaid and
+  checkerboards show as a rise of the samples' curve at high frequencies."""
+  if not spectrum or not all(k in spectrum for k in ("frequency", "real", "fake")):
+    return None
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  fig, ax = plt.subplots(figsize=(5, 3.5))
+  ax.plot(spectrum["frequency"], spectrum["real"], label="real photos", lw=1.5)
+  ax.plot(spectrum["frequency"], spectrum["fake"], label="samples", lw=1.5)
+  ax.set_xlabel("frequency (cycles / pixel)")
+  ax.set_ylabel("log10 power")
+  ax.set_title("radially averaged power spectrum")
+  ax.legend()
+  ax.grid(alpha=0.3)
+  fig.tight_layout()
+  with tempfile.TemporaryDirectory() as tmp:
+    path = os.path.join(tmp, "spectrum.png")
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    with open(path, "rb") as f:
+      return f.read()
+
+
 def _img(data: Optional[bytes], alt: str, mime: str = "image/png", cls: str = "") -> str:
   if not data:
     return f"<p class=missing>{html.escape(alt)}: not available</p>"
@@ -168,8 +193,12 @@ def run_section(run: dict) -> str:
            _img(_file_bytes(grids[-1]) if grids else None,
                 f"latest grid (step {_step_of(grids[-1])})" if grids else "latest grid",
                 cls="large"),
-           "<h3>Metrics against the real-vs-real floor</h3>", metrics_table(run["eval"]),
-           "<h3>Curves</h3>"]
+           "<h3>Metrics against the real-vs-real floor</h3>", metrics_table(run["eval"])]
+  spectrum = (run["eval"] or {}).get("spectrum")
+  if spectrum:
+    parts += ["<h3>Power spectrum</h3>",
+              _img(spectrum_png(spectrum), "power spectrum", cls="curves")]
+  parts.append("<h3>Curves</h3>")
   eval_keys = sorted({k for r in records for k in r if k.startswith("eval/")})
   for title, keys in CURVE_GROUPS + (("eval", tuple(eval_keys)),):
     # A signal that is 0 throughout (r1_penalty of a run without R1) is left out.
