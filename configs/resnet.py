@@ -9,6 +9,7 @@ Presets (`--config=configs/resnet.py:<preset>`, combine with commas):
   (none)       unconditional, real gems at 96 px, width 64
   conditional  class-conditional: conditional BatchNorm in G, projection D
   ada          ADA (adaptive p towards r_t = 0.6) instead of DiffAugment
+  lowpass      [1,2,1] low-pass resampling instead of nearest-up / average-pool
   attention    self-attention at 32 px (64 px and up) or 16 px (32 px)
   cpu32        32 px, width 32: the campaign's size on a 2-core CPU
   laptop       real gems, 32 px, width 16, batch 16, 4 critic steps, 1,000 kimg: 55 min
@@ -30,6 +31,8 @@ def get_config(preset: str = ""):
       c.augment.policy = ""
       c.augment.ada_ops = ",".join(ada.OPS)
       c.augment.ada_target = 0.6
+    elif part == "lowpass":
+      c.model.resample = "lowpass"
     elif part == "attention":
       c.model.attention_res = 16 if c.data.image_size <= 32 else 32
     elif part == "cpu32":
@@ -63,5 +66,5 @@ def get_config(preset: str = ""):
       c.ema.halflife_kimg = 1.0
     else:
       raise ValueError(f"unknown preset {part!r} for configs/resnet.py; combine "
-                       "'conditional', 'ada', 'attention', 'cpu32', 'laptop' and 'quick' with commas")
+                       "'conditional', 'ada', 'lowpass', 'attention', 'cpu32', 'laptop' and 'quick' with commas")
   return c

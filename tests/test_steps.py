@@ -118,6 +118,7 @@ from configs import resnet as resnet_config  # noqa: E402
 @pytest.mark.parametrize("module,preset,width", [
     (resnet_config, "", 4),  # hinge + SN + EMA + DiffAugment
     (resnet_config, "ada,conditional", 4),  # ADA + conditional BN + projection
+    (resnet_config, "lowpass", 4),  # [1,2,1] resampling
     (hinge_config, "r1", 4),  # lazy R1
     (r3gan_config, "", 8),  # RpGAN + R1 + R2 + ADA + cosine schedules
 ])
