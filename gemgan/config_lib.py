@@ -94,6 +94,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.r2_weight = 0.0  # R2: the same zero-centred penalty at fake samples (R3GAN)
   c.n_critic = 5  # critic updates per iteration, each on a fresh real batch
   c.n_generator = 1  # generator updates per iteration (the notebook's WGAN-GP: 2)
+  # n_critic = n_generator = 1 only: one generator pass makes the fakes of both
+  # updates, the G update backpropagating the critic through that pass's VJP
+  # (FastGAN's official loop; one G forward per iteration instead of two).
+  c.share_fakes = False
   c.latent_dist = "normal"
   c.num_train_steps = (c.get_ref("num_train_kimg") * 1000
                        // (c.get_ref("batch_size") * c.get_ref("n_critic"))).to_int()
@@ -228,7 +232,7 @@ _NUMBERS = {
     "schedule.kimg": (0.0, None, False),  # 0: the run's num_train_kimg
 }
 _POSITIVE = ("optimizer.g_lr", "optimizer.d_lr", "ema.halflife_kimg", "augment.ada_kimg")  # > 0
-_BOOLS = ("data.random_flip", "data.on_device", "model.generator_final_norm",
+_BOOLS = ("share_fakes", "data.random_flip", "data.on_device", "model.generator_final_norm",
           "model.bias_before_norm", "model.conditional", "ema.enabled")
 _STRINGS = ("data.manual_dir", "data.data_dir", "data.split", "augment.policy",
             "augment.ada_ops", "eval.weights", "best_metric")
@@ -337,6 +341,9 @@ def _validate_architecture(c):
   grouped_ok = m.group_width == 0 or (m.width * m.expansion) % m.group_width == 0
   _check(m.name != "r3gan" or grouped_ok, "model.group_width", f"{m.group_width} must divide width * expansion = "
          f"{m.width * m.expansion} (the grouped conv's channels), or be 0 (one group)")
+  _check(not c.share_fakes or c.n_critic == c.n_generator == 1, "share_fakes",
+         f"one generator pass serves one critic and one G update: needs n_critic = "
+         f"n_generator = 1, got {c.n_critic} and {c.n_generator}")
   if m.name in models.CONFIG_CHECKS:
     models.CONFIG_CHECKS[m.name](c, _check)
   _check(c.loss != "rpgan" or c.gp_weight == 0, "gp_weight",

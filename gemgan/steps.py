@@ -196,11 +196,12 @@ class _Nets:
     return sample_latent(key, batch, self.config.model.latent_dim, self.config.latent_dist)
 
 
-def _critic_update(nets: _Nets, d: NetState, inputs, g: NetState, p, weights):
-  """One critic update on one real batch (a `lax.scan` body)."""
+def _critic_update(nets: _Nets, d: NetState, inputs, g: NetState, p, weights, fake=None):
+  """One critic update on one real batch (a `lax.scan` body); makes its fakes unless given."""
   real, labels, key, index = inputs
   k_z, k_obj = jax.random.split(key)
-  fake, _ = nets.generate(g, g.params, nets.latent(k_z, real.shape[0]), labels)
+  if fake is None:
+    fake, _ = nets.generate(g, g.params, nets.latent(k_z, real.shape[0]), labels)
   fake = jax.lax.stop_gradient(fake)
 
   def loss_fn(d_params):
@@ -230,6 +231,32 @@ def _generator_update(nets: _Nets, g: NetState, d: NetState, real, labels, key, 
   return g, {"g_loss": loss, "g_fake": jnp.mean(fake_out), "g_grad_norm": optax.global_norm(grads)}
 
 
+def shared_fakes_iteration(nets: _Nets, g: NetState, d: NetState, real, labels, z, key, p,
+                           weights):
+  """One critic and one G update from a single generator pass (`config.share_fakes`).
+
+  FastGAN's official loop: the critic trains on G(z), then G follows the
+  updated critic's gradient at the same G(z) through that pass's VJP, equal
+  to a second forward pass of G at the same parameters and z (tested).
+  """
+  k_d, k_g = jax.random.split(key)
+  fake, g_vjp, g_state = jax.vjp(lambda params: nets.generate(g, params, z, labels), g.params,
+                                 has_aux=True)
+  d, d_metrics = _critic_update(nets, d, (real, labels, k_d, 0), g, p, weights, fake=fake)
+
+  def loss_fn(images):
+    return objectives.generator_objective(nets.config, nets.run_critic(d.params, labels, p),
+                                          d.state, images, real, k_g)
+
+  (loss, fake_out), fake_grad = jax.value_and_grad(loss_fn, has_aux=True)(fake)
+  (grads,) = g_vjp(fake_grad)
+  updates, opt_state = nets.g_tx.update(grads, g.opt_state, g.params)
+  g = NetState(optax.apply_updates(g.params, updates), g_state, opt_state)
+  g_metrics = {"g_loss": loss, "g_fake": jnp.mean(fake_out),
+               "g_grad_norm": optax.global_norm(grads)}
+  return g, d, d_metrics, g_metrics
+
+
 def make_train_step(config: ml_collections.ConfigDict, generator: nn.Module,
                     critic: nn.Module, unroll_critic: bool = False) -> Callable:
   """Returns `train_step(state, batch) -> (state, metrics)` (not yet jitted).
@@ -250,6 +277,9 @@ def make_train_step(config: ml_collections.ConfigDict, generator: nn.Module,
     key = jax.random.fold_in(state.rng, state.step)
     images_seen = state.step.astype(jnp.float32) * batch_size  # before this step, as ADA
     p = state.augment.p
+    if config.share_fakes:
+      return _shared_step(nets, state, images[0], labels[0], key, p,
+                          _penalty_weights(config, images_seen))
     critic_keys = jax.random.split(jax.random.fold_in(key, 0), n_critic)
     d, d_metrics = jax.lax.scan(
         functools.partial(_critic_update, nets, g=state.generator, p=p,
@@ -267,6 +297,19 @@ def make_train_step(config: ml_collections.ConfigDict, generator: nn.Module,
     return new_state, {**d_metrics, **g_metrics, "augment_p": aug.p}
 
   return train_step
+
+
+def _shared_step(nets: _Nets, state: TrainState, real, labels, key, p, weights):
+  """`train_step` with `config.share_fakes`: one G pass for both updates."""
+  images_seen = state.step.astype(jnp.float32) * real.shape[0]
+  z = nets.latent(jax.random.fold_in(key, 1), real.shape[0])
+  g, d, d_metrics, g_metrics = shared_fakes_iteration(
+      nets, state.generator, state.critic, real, labels, z, jax.random.fold_in(key, 0), p, weights)
+  real_scores = d_metrics.pop("real_scores")
+  aug = update_augment(nets.config, state.augment, real_scores, images_seen)
+  new_state = state.replace(step=state.step + 1, generator=g, critic=d, augment=aug,
+                            ema_params=_ema(nets.config, state.ema_params, g.params, images_seen))
+  return new_state, {**d_metrics, **g_metrics, "augment_p": aug.p}
 
 
 def _batch_images(batch):

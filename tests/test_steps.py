@@ -2,6 +2,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from configs import dcgan as dcgan_config
@@ -170,3 +171,39 @@ def test_r3gan_schedules_reach_their_ends():
   for _ in range(200):
     _, d_opt = d_tx.update({"w": jnp.ones(2)}, d_opt)
   np.testing.assert_allclose(d_opt.hyperparams["learning_rate"], 2 * 5e-5, rtol=1e-5)
+
+
+def test_shared_fakes_equal_a_second_generator_pass():
+  """share_fakes' G update (VJP of the critic's pass) equals recomputing G(z)."""
+  from gemgan import objectives  # pylint: disable=g-import-not-at-top
+  c = tiny(resnet_config, "", n_critic=1, share_fakes=True)
+  g_mod, d_mod = models.build_models(c)
+  state = steps.create_train_state(c, g_mod, d_mod)
+  nets = steps._Nets(c, g_mod, d_mod, *steps.make_optimizers(c), steps.augment_fn(c))
+  b = real_batch(c)
+  real, labels = b["image"][0], b["label"][0]
+  z = nets.latent(jax.random.PRNGKey(5), c.batch_size)
+  key, p = jax.random.PRNGKey(6), state.augment.p
+  weights = steps._penalty_weights(c, 0.0)
+  g, d, _, _ = jax.jit(lambda: steps.shared_fakes_iteration(
+      nets, state.generator, state.critic, real, labels, z, key, p, weights))()
+
+  def two_pass():
+    k_d, k_g = jax.random.split(key)
+    fake, _ = nets.generate(state.generator, state.generator.params, z, labels)
+    d2, _ = steps._critic_update(nets, state.critic, (real, labels, k_d, 0), state.generator,
+                                 p, weights, fake=fake)
+    loss = lambda params: objectives.generator_objective(
+        c, nets.run_critic(d2.params, labels, p), d2.state,
+        nets.generate(state.generator, params, z, labels)[0], real, k_g)[0]
+    grads = jax.grad(loss)(state.generator.params)
+    updates, _ = nets.g_tx.update(grads, state.generator.opt_state, state.generator.params)
+    return optax.apply_updates(state.generator.params, updates), d2.params
+
+  g_params, d_params = jax.jit(two_pass)()
+  for a, e in zip(jax.tree_util.tree_leaves((g.params, d.params)),
+                  jax.tree_util.tree_leaves((g_params, d_params))):
+    np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-6)
+  # And the option runs inside the real step.
+  new_state, m = jax.jit(steps.make_train_step(c, g_mod, d_mod))(state, b)
+  assert int(new_state.step) == 1 and np.isfinite(float(m["g_loss"]))
