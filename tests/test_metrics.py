@@ -51,7 +51,28 @@ def test_frechet_distance_against_direct_scipy():
   want = (np.sum((mu1 - mu2) ** 2) + np.trace(s1) + np.trace(s2)
           - 2 * np.trace(linalg.sqrtm(r @ s2 @ r).real))
   assert fid.frechet_distance(mu1, s1, mu2, s2) == pytest.approx(want, rel=1e-9)
+  assert fid.frechet_distance_sqrtm(mu1, s1, mu2, s2) == pytest.approx(want, rel=1e-9)
   assert fid.frechet_distance(mu1, s1, mu1, s1) == pytest.approx(0.0, abs=1e-8)
+  assert fid.frechet_distance(mu2, s2, mu1, s1) == pytest.approx(want, rel=1e-9)
+
+
+def test_frechet_distance_equals_sqrtm_at_2048_d_and_realistic_rank():
+  """pytorch-fid's sqrtm method on Inception-like statistics: 2048-d, non-negative
+  features with a low-rank structure, 3000 real and 1000 fake (fake S2 singular)."""
+  rng = np.random.default_rng(20)
+  d = 2048
+  basis = rng.standard_normal((256, d)) * 0.05
+
+  def features(n, shift):
+    noise = rng.standard_normal((n, d)) * 0.2
+    return np.maximum(rng.standard_normal((n, 256)) @ basis + noise + shift, 0)
+
+  fake_f = features(1000, 0.35)
+  real, fake = fid.feature_statistics(features(3000, 0.3)), fid.feature_statistics(fake_f)
+  want = fid.frechet_distance_sqrtm(*real, *fake)
+  assert fid.frechet_distance(*real, *fake) == pytest.approx(want, rel=1e-6)
+  assert fid.frechet_distance(*real, *fake) == pytest.approx(want, rel=1e-6)  # cached root
+  assert fid.frechet_distance_to_features(*real, fake_f) == pytest.approx(want, rel=1e-6)
 
 
 def test_fid_of_few_samples_is_finite_and_matches_eigenvalues():
@@ -63,6 +84,7 @@ def test_fid_of_few_samples_is_finite_and_matches_eigenvalues():
   tr = np.sum(np.sqrt(np.clip(np.linalg.eigvals(s1 @ s2).real, 0, None)))
   want = np.sum((m1 - m2) ** 2) + np.trace(s1) + np.trace(s2) - 2 * tr
   assert np.isfinite(got) and got == pytest.approx(want, rel=1e-6)
+  assert fid.frechet_distance_to_features(m1, s1, b) == pytest.approx(want, rel=1e-6)
 
 
 def test_fid_infinity_removes_the_small_sample_bias():
