@@ -12,6 +12,7 @@ import numpy as np
 from PIL import Image
 import pytest
 from scipy import linalg
+from scipy.spatial.distance import cdist
 
 from gemgan import evaluation
 from gemgan.metrics import density_coverage
@@ -146,7 +147,58 @@ def test_kid_identical_sets_near_zero_and_shift_grows():
     kid.kernel_inception_distance(x[:50], x, subset_size=100)
 
 
+def _inception_like(rng, n, shift, d=2048):
+  """Non-negative features with a low-rank structure, at Inception's scale."""
+  basis = np.random.default_rng(99).standard_normal((64, d)) * 0.05
+  noise = rng.standard_normal((n, d)) * 0.2
+  return np.maximum(rng.standard_normal((n, 64)) @ basis + noise + shift, 0).astype(np.float32)
+
+
+def test_kid_whole_kernel_float32_matches_float64_per_subset():
+  rng = np.random.default_rng(21)
+  real, fake = _inception_like(rng, 500, 0.3), _inception_like(rng, 300, 0.36)
+  args = (real, fake, 8, 200)
+  per_subset = kid.kernel_inception_distance(*args, dtype=np.float64, max_kernel_entries=0)
+  whole = kid.kernel_inception_distance(*args, dtype=np.float64)
+  assert whole == pytest.approx(per_subset, rel=1e-12)  # same subsets, same sums
+  mean32, std32 = kid.kernel_inception_distance(*args)
+  assert per_subset[0] > 10 * per_subset[1] / np.sqrt(8)  # a KID well above its noise
+  assert mean32 == pytest.approx(per_subset[0], rel=1e-5)
+  assert std32 == pytest.approx(per_subset[1], rel=1e-4)
+
+
 # --- precision / recall -------------------------------------------------------
+
+def test_float32_distances_and_prdc_match_float64_on_inception_like_features():
+  rng = np.random.default_rng(22)
+  real, fake = _inception_like(rng, 400, 0.3), _inception_like(rng, 300, 0.33)
+  d32 = pr.pairwise_distances(fake, real)
+  d64 = pr.pairwise_distances(fake, real, dtype=np.float64)
+  assert d32.dtype == np.float32 and d64.min() > 1.0
+  np.testing.assert_allclose(d32, d64, rtol=1e-5)
+  got = density_coverage.prdc(real, fake)
+  assert (got["precision"], got["recall"]) == pr.precision_recall(real, fake)
+  assert (got["density"], got["coverage"]) == density_coverage.density_coverage(real, fake)
+  assert 0.05 < got["precision"] < 0.95 and 0.05 < got["coverage"] < 0.95  # not saturated
+  r3, r5 = pr.knn_radii_many(real, (3, 5))
+  np.testing.assert_array_equal(r5, pr.knn_radii(real, 5))
+  assert density_coverage.prdc(real, fake, real_radii=(r3, r5)) == got
+  want = _prdc_float64(real, fake)
+  for key, value in got.items():  # at most one point of 300-400 on the other side
+    assert value == pytest.approx(want[key], abs=1.0 / 300), key
+
+
+def _prdc_float64(real, fake, pr_k=3, dc_k=5):
+  """The definitions, in float64 without the matrix-product form (scipy's cdist)."""
+  real, fake = real.astype(np.float64), fake.astype(np.float64)
+  rr, ff, fr = cdist(real, real), cdist(fake, fake), cdist(fake, real)
+  r_pr, r_dc = np.sort(rr, 1)[:, pr_k], np.sort(rr, 1)[:, dc_k]
+  f_pr = np.sort(ff, 1)[:, pr_k]
+  inside = fr < r_dc[None]
+  return {"precision": np.mean((fr <= r_pr[None]).any(1)),
+          "recall": np.mean((fr <= f_pr[:, None]).any(0)),
+          "density": inside.sum(1).mean() / dc_k, "coverage": inside.any(0).mean()}
+
 
 def test_knn_radii_match_brute_force():
   x = np.random.default_rng(5).standard_normal((30, 7))
