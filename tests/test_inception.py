@@ -180,10 +180,21 @@ def test_flax_matches_torch_network_on_random_weights(tmp_path):
   x = np.random.default_rng(0).uniform(-1, 1, (2, 83, 91, 3)).astype(np.float32)
   with torch.no_grad():
     want = model(torch.from_numpy(x).permute(0, 3, 1, 2)).numpy()
-  got = np.asarray(jax.jit(inception.FIDInceptionV3().apply)(variables, x))
+  apply = jax.jit(inception.FIDInceptionV3().apply)
+  got = np.asarray(apply(variables, x))
   assert want.shape == got.shape == (2, inception.FEATURE_DIM)
   assert np.abs(want).mean() > 0.1  # features are not ~0, so the comparison means something
   np.testing.assert_allclose(got, want, atol=1e-4, rtol=0)
+  folded = inception.fold_batchnorm(variables)
+  np.testing.assert_allclose(np.asarray(apply(folded, x)), want, atol=1e-4, rtol=0)
+  # The folding, by hand for one layer: w * gamma / sqrt(var + eps), beta - mean * that.
+  bn = model.Mixed_6b.branch7x7_2.bn
+  s = (bn.weight / torch.sqrt(bn.running_var + 1e-3)).detach().numpy()
+  conv = folded["params"]["Mixed_6b"]["branch7x7_2"]["conv"]
+  want_w = model.Mixed_6b.branch7x7_2.conv.weight.detach().numpy().transpose(2, 3, 1, 0) * s
+  np.testing.assert_allclose(conv["kernel"], want_w, rtol=1e-6, atol=1e-7)
+  np.testing.assert_allclose(conv["bias"], bn.bias.detach().numpy()
+                             - bn.running_mean.numpy() * s, rtol=1e-6, atol=1e-7)
 
 
 def test_preprocess_matches_torch_interpolate():
@@ -231,7 +242,11 @@ def test_standard_weights_match_torchscript_on_files(tmp_path):
       want.append(ts(2 * t - 1).numpy())
   want = np.concatenate(want)
 
-  extractor = inception.FeatureExtractor(batch_size=2, variables=variables)
+  calls = []
+  extractor = inception.FeatureExtractor(batch_size=1, variables=variables,  # BatchNorm folded
+                                         on_progress=lambda *a: calls.append(a),
+                                         progress_every_s=0)
   got = extractor(image_files.iter_batches(str(files), inception.INPUT_SIZE, 2))
   assert got.shape == (2, inception.FEATURE_DIM) and np.abs(want).mean() > 0.05
   np.testing.assert_allclose(got, want, atol=1e-4, rtol=0)
+  assert [c[:2] for c in calls] == [(1, None), (2, None)] and 0 < calls[0][2] <= calls[1][2]

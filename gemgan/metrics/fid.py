@@ -1,13 +1,25 @@
 """Fréchet distance between Gaussians fitted to features (FID on Inception features).
 
-Same arithmetic as pytorch-fid's `calculate_frechet_distance`: float64
-statistics (`np.cov`, unbiased), `scipy.linalg.sqrtm` of the product, the
-1e-6 diagonal offset when the product is singular, and the real part when
-sqrtm returns a complex matrix with a negligible imaginary diagonal.
+Equal to pytorch-fid's `calculate_frechet_distance` (float64 statistics,
+`np.cov`, unbiased) but without its `scipy.linalg.sqrtm` of the product: the
+trace it needs is exact from symmetric eigendecompositions. With
+S1 = U diag(l) U^T and A = S1^(1/2) = U diag(sqrt l) U^T, S1 S2 is similar to
+A S2 A (= A^-1 (A S2 A) A when S1 is invertible, and by continuity
+otherwise), which is symmetric PSD, so
+Tr((S1 S2)^(1/2)) = sum sqrt(eig(A S2 A)). A depends on the real set only
+and is cached, so an evaluation costs one eigvalsh of a [D, D] matrix
+(experiments/inception_speed/README.md has the timings).
+`frechet_distance_sqrtm` keeps pytorch-fid's method for comparison.
 """
+import collections
+import hashlib
+
 from absl import logging
 import numpy as np
 from scipy import linalg
+
+_SQRT_CACHE_SIZE = 4  # [D, D] float64 factors (32 MB each at D = 2048)
+_sqrt_cache: "collections.OrderedDict[str, np.ndarray]" = collections.OrderedDict()
 
 
 def feature_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -18,18 +30,95 @@ def feature_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
   return np.mean(act, axis=0), np.cov(act, rowvar=False)
 
 
-def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray,
-                     eps: float = 1e-6) -> float:
-  """||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2)).
+def sqrt_psd(sigma: np.ndarray) -> np.ndarray:
+  """The symmetric PSD square root of a covariance (rounding's negative eigenvalues -> 0)."""
+  eigenvalues, vectors = np.linalg.eigh(sigma)
+  return (vectors * np.sqrt(np.clip(eigenvalues, 0, None))) @ vectors.T
 
-  Raises ValueError when sqrtm's result has an imaginary diagonal larger than
-  1e-3 (as pytorch-fid does): the statistics are then not covariances.
+
+def cached_sqrt_psd(sigma: np.ndarray) -> np.ndarray:
+  """`sqrt_psd`, remembered by content for the last few matrices (the real sets' S1)."""
+  sigma = np.ascontiguousarray(sigma, np.float64)
+  key = hashlib.blake2b(sigma.data, digest_size=16).hexdigest() + str(sigma.shape)
+  if key in _sqrt_cache:
+    _sqrt_cache.move_to_end(key)
+    return _sqrt_cache[key]
+  root = sqrt_psd(sigma)
+  _sqrt_cache[key] = root
+  while len(_sqrt_cache) > _SQRT_CACHE_SIZE:
+    _sqrt_cache.popitem(last=False)
+  return root
+
+
+def trace_sqrt_psd(m: np.ndarray) -> float:
+  """Tr(M^(1/2)) of a symmetric PSD matrix: the sum of its eigenvalues' roots.
+
+  Eigenvalues within rounding of 0 (|l| <= n eps max l) count as 0: the
+  rank-deficient covariances of N < D samples have D - N + 1 of them, and
+  the roots of their +-1e-15 noise would add ~1e-5 to the trace.
   """
+  eigenvalues = np.linalg.eigvalsh((m + m.T) / 2)  # symmetric up to rounding
+  noise = len(m) * np.finfo(m.dtype).eps * max(float(eigenvalues[-1]), 0.0)
+  return float(np.sqrt(eigenvalues[eigenvalues > noise]).sum())
+
+
+def trace_sqrt_product(sqrt_sigma1: np.ndarray, sigma2: np.ndarray) -> float:
+  """Tr((S1 S2)^(1/2)) = Tr((A S2 A)^(1/2)) with A = S1^(1/2) (`sqrt_psd`)."""
+  return trace_sqrt_psd(sqrt_sigma1 @ sigma2 @ sqrt_sigma1)
+
+
+def _checked(mu1, sigma1, mu2, sigma2):
   mu1, mu2 = np.atleast_1d(mu1), np.atleast_1d(mu2)
   sigma1, sigma2 = np.atleast_2d(sigma1), np.atleast_2d(sigma2)
   if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape:
     raise ValueError(f"mismatched statistics: means {mu1.shape} vs {mu2.shape}, "
                      f"covariances {sigma1.shape} vs {sigma2.shape}")
+  return mu1, sigma1, mu2, sigma2
+
+
+def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray,
+                     sigma2: np.ndarray) -> float:
+  """||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2)).
+
+  S1's square root is cached by content, so pass the fixed (real) set first.
+  """
+  mu1, sigma1, mu2, sigma2 = _checked(mu1, sigma1, mu2, sigma2)
+  diff = mu1 - mu2
+  tr_covmean = trace_sqrt_product(cached_sqrt_psd(sigma1), sigma2)
+  return float(diff.dot(diff) + np.trace(sigma1) + np.trace(sigma2) - 2 * tr_covmean)
+
+
+def frechet_distance_to_features(mu1: np.ndarray, sigma1: np.ndarray,
+                                 features2: np.ndarray) -> float:
+  """`frechet_distance(mu1, sigma1, *feature_statistics(features2))`, cheaper for N2 < D.
+
+  With X the centred features2 and B = X A / sqrt(N2 - 1), A S2 A = B^T B
+  has the nonzero eigenvalues of B B^T: an [N2, N2] eigvalsh instead of a
+  [D, D] one (8x fewer flops at 1000 samples of 2048-d features).
+  """
+  act = np.asarray(features2, np.float64)
+  if act.ndim != 2 or len(act) < 2:
+    raise ValueError(f"need features [N >= 2, D], got shape {act.shape}")
+  mu2 = act.mean(axis=0)
+  mu1, sigma1, _, _ = _checked(mu1, sigma1, mu2, np.zeros((len(mu2),) * 2))
+  centred = (act - mu2) / np.sqrt(len(act) - 1)
+  if len(act) >= act.shape[1]:
+    return frechet_distance(mu1, sigma1, mu2, centred.T @ centred)
+  b = centred @ cached_sqrt_psd(sigma1)
+  tr_covmean = trace_sqrt_psd(b @ b.T)
+  diff = mu1 - mu2
+  return float(diff.dot(diff) + np.trace(sigma1) + np.sum(centred * centred) - 2 * tr_covmean)
+
+
+def frechet_distance_sqrtm(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray,
+                           sigma2: np.ndarray, eps: float = 1e-6) -> float:
+  """pytorch-fid's method: `scipy.linalg.sqrtm` of S1 S2 (slow; kept as the reference).
+
+  The 1e-6 diagonal offset when the product is singular, the real part when
+  sqrtm returns a complex matrix with a negligible imaginary diagonal, and
+  ValueError when that diagonal exceeds 1e-3 (not covariances).
+  """
+  mu1, sigma1, mu2, sigma2 = _checked(mu1, sigma1, mu2, sigma2)
   diff = mu1 - mu2
   # SciPy >= 1.16 returns the matrix alone (`disp` is deprecated, gone in 1.18).
   covmean = linalg.sqrtm(sigma1.dot(sigma2))
@@ -59,8 +148,8 @@ def fid_infinity(real_mu: np.ndarray, real_sigma: np.ndarray, fake_features: np.
   find them"), so the FIDs of random subsets at `num_points` sizes from
   `min_fraction * N` to N, fitted by least squares as FID_inf + slope / n,
   give the intercept: a number that compares across sample counts. Their
-  code fits 15 sizes from 5k to 50k; each size here costs one sqrtm of a
-  [D, D] product (seconds at D = 2048). The real side's bias (its fixed
+  code fits 15 sizes from 5k to 50k; each size here costs one eigvalsh of an
+  [n, n] matrix (`frechet_distance_to_features`). The real side's bias (its fixed
   size) remains.
   """
   fake = np.asarray(fake_features)
@@ -70,8 +159,8 @@ def fid_infinity(real_mu: np.ndarray, real_sigma: np.ndarray, fake_features: np.
     raise ValueError(f"FID_inf needs >= 2 subset sizes of >= 2 samples; {total} samples, "
                      f"num_points {num_points}, min_fraction {min_fraction} give {sizes.tolist()}")
   rng = np.random.default_rng(seed)
-  points = [(int(n), frechet_distance(real_mu, real_sigma,
-                                      *feature_statistics(fake[rng.permutation(total)[:n]])))
+  points = [(int(n), frechet_distance_to_features(real_mu, real_sigma,
+                                                  fake[rng.permutation(total)[:n]]))
             for n in sizes]
   slope, intercept = np.polyfit([1 / n for n, _ in points], [f for _, f in points], 1)
   return float(intercept), float(slope), points

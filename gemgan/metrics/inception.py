@@ -11,7 +11,7 @@ import functools
 import hashlib
 import os
 import time
-from typing import Iterable, Optional, Union
+from typing import Callable, Iterable, Optional, Union
 
 from absl import logging
 import flax.linen as nn
@@ -43,7 +43,11 @@ def default_weights_path() -> str:
 
 
 class ConvBN(nn.Module):
-  """pytorch-fid's BasicConv2d: conv without bias, BatchNorm (eps 1e-3), ReLU."""
+  """pytorch-fid's BasicConv2d: conv without bias, BatchNorm (eps 1e-3), ReLU.
+
+  Reads the variables of either form: {conv/kernel, bn/...} as converted,
+  or {conv/kernel, conv/bias} with the BatchNorm folded in (`fold_batchnorm`).
+  """
   features: int
   kernel: tuple[int, int]
   strides: int = 1
@@ -52,13 +56,37 @@ class ConvBN(nn.Module):
   @nn.compact
   def __call__(self, x):
     ph, pw = self.padding
+    folded = self.has_variable("params", "conv") and "bias" in self.variables["params"]["conv"]
     # HIGHEST: float32 convs on GPUs otherwise default to TF32, and FID is
     # sensitive to feature errors of that size.
     x = nn.Conv(self.features, self.kernel, strides=self.strides,
-                padding=((ph, ph), (pw, pw)), use_bias=False,
+                padding=((ph, ph), (pw, pw)), use_bias=folded,
                 precision=jax.lax.Precision.HIGHEST, name="conv")(x)
-    x = nn.BatchNorm(use_running_average=True, epsilon=BN_EPS, name="bn")(x)
+    if not folded:
+      x = nn.BatchNorm(use_running_average=True, epsilon=BN_EPS, name="bn")(x)
     return nn.relu(x)
+
+
+def fold_batchnorm(variables: dict) -> dict:
+  """Every ConvBN's BatchNorm folded into its convolution (one op fewer per layer).
+
+  BN(conv(x, w)) = conv(x, w * s) + (beta - mean * s), s = gamma / sqrt(var + eps),
+  exactly up to float32 rounding. Returns {"params": ...} without batch_stats.
+  """
+  params = traverse_util.flatten_dict(variables["params"], sep="/")
+  stats = traverse_util.flatten_dict(variables["batch_stats"], sep="/")
+  out = {}
+  for key, kernel in params.items():
+    if not key.endswith("/conv/kernel"):
+      continue
+    layer = key[:-len("/conv/kernel")]
+    scale = np.asarray(params[f"{layer}/bn/scale"], np.float64) / np.sqrt(
+        np.asarray(stats[f"{layer}/bn/var"], np.float64) + BN_EPS)
+    out[key] = (np.asarray(kernel, np.float64) * scale).astype(np.float32)
+    out[f"{layer}/conv/bias"] = (np.asarray(params[f"{layer}/bn/bias"], np.float64)
+                                 - np.asarray(stats[f"{layer}/bn/mean"], np.float64)
+                                 * scale).astype(np.float32)
+  return {"params": traverse_util.unflatten_dict(out, sep="/")}
 
 
 def _avg_pool_3x3(x):
@@ -250,23 +278,36 @@ def _features(variables, images):
   return FIDInceptionV3().apply(variables, preprocess(images))
 
 
+def log_progress(done: int, total: Optional[int], seconds: float) -> None:
+  """The default progress hook: one log line with the rate and ETA."""
+  logging.info("Inception features: %s", progress(done, total, seconds))
+
+
 class FeatureExtractor:
   """Pool features of image batches, jitted, in fixed-size batches.
 
-  Build once: it loads (and checks) the weights; each new input shape and
-  dtype compiles once. Batches are padded to `batch_size` so a short last
-  batch does not compile again.
+  Build once: it loads (and checks) the weights and folds the BatchNorms
+  into the convolutions; each new input shape and dtype compiles once.
+  Batches are padded to `batch_size` so a short last batch does not compile
+  again. Every `progress_every_s` seconds of a pass, `on_progress(done,
+  total, seconds)` is called (total None for an iterable of unknown length).
   """
 
-  def __init__(self, weights: str = "", batch_size: int = BATCH_SIZE, variables: Optional[dict] = None):
+  def __init__(self, weights: str = "", batch_size: int = BATCH_SIZE,
+               variables: Optional[dict] = None,
+               on_progress: Callable[[int, Optional[int], float], None] = log_progress,
+               progress_every_s: float = 10.0):
     self.weights_path = weights or default_weights_path()
     if variables is None:
       variables = load_variables(self.weights_path)
       self.weights_id = file_digest(self.weights_path)
     else:
       self.weights_id = "in-memory"
+    if "batch_stats" in variables:
+      variables = fold_batchnorm(variables)
     self.variables = jax.device_put(variables)
     self.batch_size = batch_size
+    self.on_progress, self.progress_every_s = on_progress, progress_every_s
 
   def __call__(self, images: Union[np.ndarray, Iterable[np.ndarray]]) -> np.ndarray:
     """uint8 [N, H, W, 3] (or floats in [0, 1]), or an iterable of such batches -> [N, 2048]."""
@@ -281,9 +322,9 @@ class FeatureExtractor:
           chunk = np.concatenate([chunk, np.zeros((pad,) + chunk.shape[1:], chunk.dtype)])
         out.append(np.asarray(_features(self.variables, chunk))[:self.batch_size - pad])
         done += len(out[-1])
-        if time.time() - last_log > 60:  # slow on CPU: show progress
+        if time.time() - last_log > self.progress_every_s:
           last_log = time.time()
-          logging.info("Inception features: %s", progress(done, total, last_log - start))
+          self.on_progress(done, total, last_log - start)
     if not out:
       return np.zeros((0, FEATURE_DIM), np.float32)
     return np.concatenate(out)

@@ -3,14 +3,24 @@
 Unbiased MMD² with the cubic polynomial kernel k(x, y) = (x·y / D + 1)³,
 averaged over random subsets of both sets; reports mean and std over
 subsets. Unlike FID it is unbiased, so values at small N are comparable.
+
+torch-fidelity computes three [m, m] kernel matrices per subset (100 x 3
+products of 1000 x 2048 x 1000); here the kernel between all features is
+computed once, in float32 matmuls, and each subset sums its entries (12x
+fewer flops at 4,400 real and 1,000 fake features). The subsets, their
+order and the float64 sums are torch-fidelity's.
 """
 import numpy as np
+
+# Above this many kernel entries (8 bytes each) fall back to per-subset kernels.
+MAX_KERNEL_ENTRIES = 1 << 25
 
 
 def polynomial_kernel(x: np.ndarray, y: np.ndarray, degree: int = 3, gamma=None,
                       coef0: float = 1.0) -> np.ndarray:
+  """(x y^T gamma + coef0)^degree; the product in x's dtype, the rest in float64."""
   gamma = 1.0 / x.shape[1] if gamma is None else gamma
-  return (x @ y.T * gamma + coef0) ** degree
+  return (np.asarray(x @ y.T, np.float64) * gamma + coef0) ** degree
 
 
 def mmd2_unbiased(k_xx: np.ndarray, k_xy: np.ndarray, k_yy: np.ndarray) -> float:
@@ -26,24 +36,35 @@ def mmd2_unbiased(k_xx: np.ndarray, k_xy: np.ndarray, k_yy: np.ndarray) -> float
 
 def kernel_inception_distance(features1: np.ndarray, features2: np.ndarray,
                               num_subsets: int = 100, subset_size: int = 1000,
-                              seed: int = 2020) -> tuple[float, float]:
+                              seed: int = 2020, dtype=np.float32,
+                              max_kernel_entries: int = MAX_KERNEL_ENTRIES
+                              ) -> tuple[float, float]:
   """(mean, std) of the unbiased MMD² over `num_subsets` random subsets.
 
   Defaults are torch-fidelity's (100 subsets of 1000, RandomState(2020)); the
-  subsets are drawn without replacement within each subset. Computed in
-  float64. Raises ValueError when a set is smaller than `subset_size`.
+  subsets are drawn without replacement within each subset. Dot products in
+  `dtype` (float32: within 1e-5 relative of float64 on Inception-like features,
+  tests/test_metrics.py), kernels and sums in float64. Raises ValueError
+  when a set is smaller than `subset_size`.
   """
   n1, n2 = len(features1), len(features2)
   if subset_size < 2 or n1 < subset_size or n2 < subset_size:
     raise ValueError(f"KID subset size {subset_size} needs 2 <= it <= both set sizes "
                      f"({n1}, {n2})")
-  f1 = np.asarray(features1, np.float64)
-  f2 = np.asarray(features2, np.float64)
+  f1 = np.asarray(features1, dtype)
+  f2 = np.asarray(features2, dtype)
   rng = np.random.RandomState(seed)
+  whole = (n1 + n2) ** 2 <= max_kernel_entries
+  if whole:
+    k11, k12, k22 = (polynomial_kernel(a, b) for a, b in ((f1, f1), (f1, f2), (f2, f2)))
   mmds = np.zeros(num_subsets)
   for i in range(num_subsets):
-    x = f1[rng.choice(n1, subset_size, replace=False)]
-    y = f2[rng.choice(n2, subset_size, replace=False)]
-    mmds[i] = mmd2_unbiased(polynomial_kernel(x, x), polynomial_kernel(x, y),
-                            polynomial_kernel(y, y))
+    ix = rng.choice(n1, subset_size, replace=False)
+    iy = rng.choice(n2, subset_size, replace=False)
+    if whole:
+      kernels = k11[np.ix_(ix, ix)], k12[np.ix_(ix, iy)], k22[np.ix_(iy, iy)]
+    else:
+      x, y = f1[ix], f2[iy]
+      kernels = polynomial_kernel(x, x), polynomial_kernel(x, y), polynomial_kernel(y, y)
+    mmds[i] = mmd2_unbiased(*kernels)
   return float(np.mean(mmds)), float(np.std(mmds))
