@@ -111,14 +111,12 @@ class Evaluator:
   def _metrics(self, real_f, real_stats, fake_f, fake_images, subset, real_images):
     idx, radii, dc_radii = subset
     t0 = time.time()
-    out = {"fid": fid_lib.frechet_distance(*real_stats, *fid_lib.feature_statistics(fake_f))}
+    out = {"fid": fid_lib.frechet_distance_to_features(*real_stats, fake_f)}
     size = min(self.kid_subset_size, len(real_f), len(fake_f))
     out["kid_mean"], out["kid_std"] = kid_lib.kernel_inception_distance(
         real_f, fake_f, self.kid_subsets, size)
     out["kid_subset_size"] = size
-    out["precision"], out["recall"] = pr_lib.precision_recall(real_f[idx], fake_f, PR_K, radii)
-    out["density"], out["coverage"] = dc_lib.density_coverage(real_f[idx], fake_f,
-                                                               dc_lib.DEFAULT_K, dc_radii)
+    out.update(dc_lib.prdc(real_f[idx], fake_f, PR_K, dc_lib.DEFAULT_K, (radii, dc_radii)))
     out["coverage_expected"] = dc_lib.expected_coverage(len(idx), len(fake_f))
     if real_images is not None and fake_images is not None:
       if real_images.shape[1:] == fake_images.shape[1:]:
@@ -152,7 +150,7 @@ class Evaluator:
 
 def _radii(real_f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
   """k-NN radii of a real subset for precision/recall and for density/coverage."""
-  return pr_lib.knn_radii(real_f, PR_K), pr_lib.knn_radii(real_f, dc_lib.DEFAULT_K)
+  return tuple(pr_lib.knn_radii_many(real_f, (PR_K, dc_lib.DEFAULT_K)))
 
 
 def _check_images(images, what: str):
