@@ -38,6 +38,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from gemgan import evaluation  # pylint: disable=g-import-not-at-top,wrong-import-position
 from gemgan import input_pipeline
+from gemgan.metrics import spectral
 from gemgan import sampling
 from gemgan import checkpointing
 
@@ -105,7 +106,10 @@ def evaluate_steps(workdir: str, num_samples: int, steps=None,
         info = input_pipeline.load_dataset(gen.config)
         ev = evaluation.evaluator_for_config(gen.config, info.images,
                                              fid_inf_points=fid_inf_points)
-      metrics = ev(gen.generate(num_samples, seed=0))
+      samples = gen.generate(num_samples, seed=0)
+      metrics = ev(samples)
+      # Plaid and checkerboards as a number (gemgan/metrics/spectral.py).
+      metrics["spectral_distance"] = spectral.spectral(info.images, samples)["spectral_distance"]
       os.makedirs(os.path.dirname(path), exist_ok=True)
       json.dump(metrics, open(path, "w"), indent=1)
     rows.append({"step": step, "kimg": step * images_per_step / 1000,
@@ -160,7 +164,8 @@ def plot(curves: dict[str, list[dict]], path: str, floor: float = None,
 
 def table(curves: dict[str, list[dict]], num_samples: int) -> str:
   """Markdown: one row per evaluated checkpoint."""
-  keys = ("fid", "kid_mean", "precision", "recall", "density", "coverage", "swd_mean")
+  keys = ("fid", "kid_mean", "precision", "recall", "density", "coverage", "swd_mean",
+          "spectral_distance")
   if any("fid_inf" in r for rows in curves.values() for r in rows):
     keys = ("fid_inf",) + keys
   lines = [f"FID etc. of {num_samples} samples against all real photos, per checkpoint.", "",
