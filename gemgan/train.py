@@ -37,6 +37,7 @@ import numpy as np
 from gemgan import checkpointing
 from gemgan import config_lib
 from gemgan import input_pipeline
+from gemgan import losses
 from gemgan import models
 from gemgan import monitors
 from gemgan import parallel
@@ -288,8 +289,8 @@ class _Run:
     if bad:
       raise TrainingDiverged(self._diverged_message(bad, step, since))
     self.logs.scalars(step, means)
-    # r_t needs a critic whose zero means "undecided" (BCE, hinge).
-    overfit = None if self.config.loss == "wasserstein" else self.config.monitor.overfit_threshold
+    overfit = (self.config.monitor.overfit_threshold
+               if losses.LOSSES[self.config.loss].zero_is_boundary else None)
     self.warn(monitors.check_alarms({"step": step, **means}, overfit, None), "overfit")
 
   def _diverged_message(self, bad, step, since) -> str:
