@@ -24,11 +24,12 @@ The functions are the library; flags exist only when run as a program.
 import functools
 import importlib.util
 import json
-import os
 import statistics
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from gemgan import cli
+
+cli.hush_native_logs()  # before TensorFlow loads
 
 from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
@@ -383,17 +384,21 @@ def _define_flags():
                     "gradient penalty: torch.compile has no double backward).")
   flags.DEFINE_enum("memory_format", "channels_last", ["channels_last", "contiguous"],
                     "With --vs_torch: torch's tensor layout.")
+  cli.define_flags()
   flags.mark_flags_as_required(["config"])
 
 
 def main(argv):
-  del argv
-  if FLAGS.vs_torch:
-    r = compare_with_torch(FLAGS.config, FLAGS.repeats, FLAGS.steps, FLAGS.precisions,
-                           FLAGS.torch_compile, FLAGS.memory_format)
-    print(json.dumps(r) if FLAGS.json else format_comparison(r))
-    return
-  r = run(FLAGS.config, FLAGS.repeats, FLAGS.steps, FLAGS.warmup, FLAGS.input)
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  cli.setup_logging(FLAGS.verbose)
+  with cli.failing_clearly(config_lib.ConfigError, TorchReferenceMissing, ValueError):
+    if FLAGS.vs_torch:
+      r = compare_with_torch(FLAGS.config, FLAGS.repeats, FLAGS.steps, FLAGS.precisions,
+                             FLAGS.torch_compile, FLAGS.memory_format)
+      print(json.dumps(r) if FLAGS.json else format_comparison(r))
+      return
+    r = run(FLAGS.config, FLAGS.repeats, FLAGS.steps, FLAGS.warmup, FLAGS.input)
   print(json.dumps(r) if FLAGS.json else format_report(r))
 
 

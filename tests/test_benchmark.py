@@ -72,3 +72,13 @@ def test_the_package_holds_no_torch_code():
                  and re.search(r"^\s*(import|from) torch\b",
                                open(os.path.join(d, f)).read(), re.M))
   assert users == ["gemgan/metrics/convert_inception.py"]
+
+
+def test_a_bad_config_value_ends_with_one_clear_line():
+  env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": REPO_ROOT}
+  cmd = [sys.executable, "-m", "gemgan.benchmark", "--config=configs/wgan_gp.py:quick",
+         "--config.ema.halflife_kimg=-1"]
+  out = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+  assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr[-2000:]
+  assert out.stderr.strip().splitlines()[-1].endswith(
+      "ConfigError: config.ema.halflife_kimg: must be a number > 0, got -1.0")
