@@ -12,21 +12,24 @@ Training data are random uint8 images already on the device, so the step is
 measured alone; the input pipeline is measured separately.
 
 `--vs_torch` instead times gemgan's iteration against the PyTorch reference
-of the same iteration (gemgan/benchmark_torch.py: eager, torch.compile,
-fp32 and bf16) round-robin in one process and prints the ratios, the CPU's
-AVX-512/AMX flags and the matmul peaks (`compare_with_torch`):
+of the same iteration (benchmarks/torch_reference.py, outside the package;
+eager, torch.compile, fp32 and bf16) round-robin in one process and prints
+the ratios, the CPU's AVX-512/AMX flags and the matmul peaks
+(`compare_with_torch`); it needs torch and the repository root on the path:
 
   python -m gemgan.benchmark --config=configs/dcgan.py --vs_torch --repeats=3 --steps=1
 
 The functions are the library; flags exist only when run as a program.
 """
 import functools
+import importlib.util
 import json
-import os
 import statistics
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from gemgan import cli
+
+cli.hush_native_logs()  # before TensorFlow loads
 
 from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
@@ -228,11 +231,33 @@ def cpu_info() -> dict:
   return dict(cpu_model=model, cpu_flags=flags_)
 
 
+class TorchReferenceMissing(RuntimeError):
+  """--vs_torch without torch installed, or run from outside the repository."""
+
+
+def torch_reference():
+  """benchmarks.torch_reference, imported only for --vs_torch.
+
+  The PyTorch yardstick is not part of the package (gemgan is JAX only): it
+  needs torch (requirements-metrics.txt) and the repository root on the path.
+  """
+  if importlib.util.find_spec("torch") is None:
+    raise TorchReferenceMissing(
+        "--vs_torch needs PyTorch: pip install -r requirements-metrics.txt")
+  try:
+    from benchmarks import torch_reference as ref  # pylint: disable=g-import-not-at-top
+  except ImportError as e:
+    raise TorchReferenceMissing(
+        "--vs_torch needs benchmarks/torch_reference.py: run it from the repository root "
+        f"({e})") from e
+  return ref
+
+
 def _torch_variants(config, precision, torch_compile, memory_format, state):
   """{name: (one-iteration callable, setup seconds)} for the torch reference
   (eager, and compiled unless the step has a gradient penalty), loaded with
   gemgan's initial weights, on random real batches."""
-  from gemgan import benchmark_torch as bt  # pylint: disable=g-import-not-at-top
+  bt = torch_reference()
   rng = np.random.RandomState(0)
   size, b = config.data.image_size, config.batch_size
   images = rng.uniform(-1, 1, (config.n_critic, b, size, size, 3)).astype(np.float32)
@@ -258,7 +283,7 @@ def compare_with_torch(config, rounds=3, steps_per_round=1, precisions=("float32
                        torch_compile=True, memory_format="channels_last",
                        matmul_n: int = 4096) -> dict:
   """gemgan's training iteration against the PyTorch reference of the same
-  iteration (gemgan/benchmark_torch.py), every variant built first, then
+  iteration (benchmarks/torch_reference.py), every variant built first, then
   timed round-robin in this process (gemgan, torch eager, torch.compile, per
   precision, `steps_per_round` iterations each per round): on a shared
   machine only such interleaved medians compare. torch bf16 is
@@ -266,7 +291,7 @@ def compare_with_torch(config, rounds=3, steps_per_round=1, precisions=("float32
   Model FLOPs per iteration are XLA's count (`iteration_flops`, fp32 config),
   the same work for both; matmul peaks are of `matmul_n`-square matmuls.
   """
-  from gemgan import benchmark_torch as bt  # pylint: disable=g-import-not-at-top
+  bt = torch_reference()
   config_lib.validate(config, num_devices=jax.device_count())
   variants = {}  # (precision, name) -> [step, setup seconds, per-iteration seconds]
   flops_per_iteration = None
@@ -353,23 +378,27 @@ def _define_flags():
   flags.DEFINE_bool("input", True, "Also time the tf.data input pipeline (prepares the data).")
   flags.DEFINE_bool("json", False, "Print one JSON object instead of a table.")
   flags.DEFINE_bool("vs_torch", False, "Instead: gemgan against the PyTorch reference of the "
-                    "same iteration (gemgan/benchmark_torch.py), interleaved in one process.")
+                    "same iteration (benchmarks/torch_reference.py), interleaved in one process.")
   flags.DEFINE_list("precisions", ["float32", "bfloat16"], "With --vs_torch.")
   flags.DEFINE_bool("torch_compile", True, "With --vs_torch: also torch.compile (not with a "
                     "gradient penalty: torch.compile has no double backward).")
   flags.DEFINE_enum("memory_format", "channels_last", ["channels_last", "contiguous"],
                     "With --vs_torch: torch's tensor layout.")
+  cli.define_flags()
   flags.mark_flags_as_required(["config"])
 
 
 def main(argv):
-  del argv
-  if FLAGS.vs_torch:
-    r = compare_with_torch(FLAGS.config, FLAGS.repeats, FLAGS.steps, FLAGS.precisions,
-                           FLAGS.torch_compile, FLAGS.memory_format)
-    print(json.dumps(r) if FLAGS.json else format_comparison(r))
-    return
-  r = run(FLAGS.config, FLAGS.repeats, FLAGS.steps, FLAGS.warmup, FLAGS.input)
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  cli.setup_logging(FLAGS.verbose)
+  with cli.failing_clearly(config_lib.ConfigError, TorchReferenceMissing, ValueError):
+    if FLAGS.vs_torch:
+      r = compare_with_torch(FLAGS.config, FLAGS.repeats, FLAGS.steps, FLAGS.precisions,
+                             FLAGS.torch_compile, FLAGS.memory_format)
+      print(json.dumps(r) if FLAGS.json else format_comparison(r))
+      return
+    r = run(FLAGS.config, FLAGS.repeats, FLAGS.steps, FLAGS.warmup, FLAGS.input)
   print(json.dumps(r) if FLAGS.json else format_report(r))
 
 

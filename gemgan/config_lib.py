@@ -32,6 +32,9 @@ def base_config() -> ml_collections.ConfigDict:
   # num_train_steps (iterations) follows batch_size and n_critic unless set itself.
   c.num_train_kimg = 6_400.0
   c.log_every_steps = 100
+  # Also a log line (and metrics.jsonl record) once this many seconds passed
+  # since the last (0: by steps only): 100 steps at 96 px on a CPU are 30 min.
+  c.log_every_secs = 60.0
   c.sample_every_steps = 1_000
   c.checkpoint_every_steps = 2_000
   # Also by time (0 disables): steps mean different times on different machines.
@@ -221,7 +224,8 @@ _INTS = {
 }
 # Reals: key -> (lowest, highest or None, whether highest itself is excluded).
 _NUMBERS = {
-    "checkpoint_every_minutes": (0.0, None, False), "model.critic_dropout": (0.0, 1.0, True),
+    "checkpoint_every_minutes": (0.0, None, False), "log_every_secs": (0.0, None, False),
+    "model.critic_dropout": (0.0, 1.0, True),
     "model.bn_momentum": (0.0, 1.0, True), "gp_weight": (0.0, None, False),
     "r1_weight": (0.0, None, False), "optimizer.b1": (0.0, 1.0, True),
     "optimizer.b2": (0.0, 1.0, True), "ema.rampup": (0.0, None, False),
@@ -236,7 +240,7 @@ _BOOLS = ("share_fakes", "data.random_flip", "data.on_device", "model.generator_
           "model.bias_before_norm", "model.conditional", "ema.enabled")
 _STRINGS = ("data.manual_dir", "data.data_dir", "data.split", "augment.policy",
             "augment.ada_ops", "eval.weights", "best_metric")
-_NOTES = {"checkpoint_every_minutes": " (0 disables)"}
+_NOTES = {"checkpoint_every_minutes": " (0 disables)", "log_every_secs": " (0 disables)"}
 _CHOICE_NOUNS = {"model.name": "model", "loss": "loss"}
 _CHOICES = {
     "model.name": MODEL_NAMES, "loss": LOSSES, "model.critic_norm": CRITIC_NORMS,

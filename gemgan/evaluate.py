@@ -33,12 +33,15 @@ written) ends with one line naming it and exit code 1.
 import json
 import os
 
-from absl import app
+from gemgan import cli
+
+cli.hush_native_logs()  # before TensorFlow loads
+
+from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 from absl import logging
 
 from gemgan import checkpointing
-from gemgan import cli
 from gemgan import config_lib
 from gemgan import evaluators
 from gemgan.evaluation import EvaluationError, evaluate_files, evaluate_run
@@ -55,6 +58,7 @@ _CLEAR_ERRORS = (EvaluationError, checkpointing.CheckpointError, config_lib.Conf
 def define_flags():
   """The CLI's flags; defined only when run as a program, so importing this
   module (the training loop does) never clashes with another entry point's."""
+  cli.define_flags()
   flags.DEFINE_string("workdir", None, "Run to evaluate (its checkpoint and config).")
   flags.DEFINE_integer("step", None, "Checkpoint step; default: the latest.")
   flags.DEFINE_integer("num_samples", 0, "Samples to generate; 0: config.eval.num_samples.")
@@ -147,11 +151,10 @@ def evaluate(f, files_mode: bool) -> dict:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments {argv[1:]}")
+  cli.setup_logging(FLAGS.verbose)
   files_mode = _check_flags(FLAGS)
-  try:
+  with cli.failing_clearly(*_CLEAR_ERRORS):
     out = evaluate(FLAGS, files_mode)
-  except _CLEAR_ERRORS as e:
-    cli.fail(f"{type(e).__name__}: {e}")
   print(json.dumps(out))
 
 

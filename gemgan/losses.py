@@ -57,16 +57,21 @@ def rpgan_g_loss(fake_logits, real_logits):
 
 
 class Loss(NamedTuple):
-  """A critic loss d(real, fake) and its generator loss g(fake[, real])."""
+  """A critic loss d(real, fake), its generator loss g(fake[, real]), and the
+  traits the training loop reads instead of checking the loss's name."""
   d: Callable
   g: Callable
   relativistic: bool = False  # g also takes the critic's scores on real data
+  # The critic's score 0 is where it is undecided (BCE's logit, hinge's
+  # margin centre), so ADA's r_t = E[sign(D(real))] measures overfitting.
+  # A Wasserstein critic's scores have a free offset: r_t says nothing there.
+  zero_is_boundary: bool = True
 
 
 LOSSES = {
     "nonsaturating": Loss(nonsaturating_d_loss, nonsaturating_g_loss),
     "minimax": Loss(nonsaturating_d_loss, minimax_g_loss),
-    "wasserstein": Loss(wasserstein_d_loss, wasserstein_g_loss),
+    "wasserstein": Loss(wasserstein_d_loss, wasserstein_g_loss, zero_is_boundary=False),
     "hinge": Loss(hinge_d_loss, wasserstein_g_loss),
     "rpgan": Loss(rpgan_d_loss, rpgan_g_loss, relativistic=True),
 }

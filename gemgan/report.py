@@ -23,6 +23,7 @@ import re
 import tempfile
 from typing import Optional, Sequence
 
+from gemgan import losses
 from gemgan import monitors
 from gemgan import visualize
 
@@ -82,8 +83,9 @@ def fired_alarms(records: Sequence[dict], config: dict) -> list[str]:
   with the config's thresholds gives the same warnings, at every step they held.
   """
   mon = config.get("monitor", {})
-  # As train.py: r_t says nothing for a Wasserstein critic.
-  overfit = None if config.get("loss") == "wasserstein" else mon.get("overfit_threshold")
+  # As train.py: r_t says nothing where the loss leaves D's zero free.
+  loss = losses.LOSSES.get(config.get("loss"))
+  overfit = mon.get("overfit_threshold") if loss is None or loss.zero_is_boundary else None
   out = []
   for r in records:
     out += monitors.check_alarms(r, overfit, mon.get("collapse_threshold"))

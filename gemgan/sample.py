@@ -7,16 +7,22 @@
   python -m gemgan.sample --workdir=DIR --per_class=8 --out=classes.png
 
 The library (Sampler, load_generator, write_animation) is gemgan.sampling.
+A user's mistake (a workdir without checkpoints, an unknown class, an output
+path that cannot be written) ends with one line and exit code 1 (gemgan.cli).
 """
-import logging as pylogging
 import os
 
-from absl import app
+from gemgan import cli
+
+cli.hush_native_logs()  # before TensorFlow loads
+
+from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 from absl import logging
 import jax.numpy as jnp
 import numpy as np
 
+from gemgan import checkpointing
 from gemgan import visualize
 from gemgan.sampling import Sampler, load_generator, write_animation  # noqa: F401 (API)
 
@@ -50,6 +56,7 @@ def define_flags(flag_values: flags.FlagValues = FLAGS):
   flags.DEFINE_integer("per_class", 0, "Conditional models: a grid with this many samples of "
                        "every class (one row each; column j shares its latent).", **fv)
   flags.DEFINE_float("psi", 1.0, "Truncation: scale z toward its mean (0 < psi <= 1).", **fv)
+  cli.define_flags(flag_values)
 
 
 def _default_out(workdir: str, step: int, seed: int, animated: bool) -> str:
@@ -57,16 +64,9 @@ def _default_out(workdir: str, step: int, seed: int, animated: bool) -> str:
   return os.path.join(workdir, "generated", f"step_{step}_seed_{seed}.{ext}")
 
 
-class _QuietOrbax(pylogging.Filter):
-  """Drops Orbax's INFO chatter (and its read-only notices); warnings still show."""
-
-  def filter(self, record):
-    return "/orbax/" not in record.pathname or (
-        record.levelno >= pylogging.WARNING and "read_only" not in record.getMessage()
-        and "read only" not in record.getMessage())
-
-
-_QUIET_ORBAX = _QuietOrbax()
+# A user's mistake: no (intact) checkpoint, a bad class or number, an
+# output path that cannot be written. Their message says it all.
+_CLEAR_ERRORS = (checkpointing.CheckpointError, ValueError, OSError)
 
 
 def run(args: flags.FlagValues) -> str:
@@ -114,8 +114,10 @@ def run(args: flags.FlagValues) -> str:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  logging.get_absl_handler().addFilter(_QUIET_ORBAX)
-  print(run(FLAGS))
+  cli.setup_logging(FLAGS.verbose)
+  with cli.failing_clearly(*_CLEAR_ERRORS):
+    out = run(FLAGS)
+  print(out)
 
 
 if __name__ == "__main__":

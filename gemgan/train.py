@@ -6,12 +6,14 @@
                           checkpoint_every_minutes), each sealed with checksums
   checkpoints_best/       the checkpoint of the best config.best_metric (evaluators on)
   config.json             the config used
-  metrics.jsonl           one JSON record per log/eval step
+  metrics.jsonl           one JSON record per log step (losses, kimg, img/s), and
+                          per sample and evaluation step
   samples/step_<N>.png    fixed-z sample grid every sample_every_steps
   curves.png              loss curves, rewritten at every sample step and at the end
   tensorboard/            scalars and sample images
 Rerunning the same command with the same workdir resumes from the newest
-intact checkpoint.
+intact checkpoint. The console shows one line per log step (gemgan.console),
+every log_every_steps or log_every_secs, whichever comes first.
 
 At most `config.max_steps_in_flight` iterations are dispatched ahead of the
 device: the loop waits for step s - k before dispatching step s, so the step
@@ -24,10 +26,10 @@ import json
 import os
 import signal
 import time
+from typing import NamedTuple
 
 from absl import logging
 from clu import metric_writers
-from clu import periodic_actions
 import jax
 from jax.experimental import multihost_utils
 import jax.numpy as jnp
@@ -36,7 +38,9 @@ import numpy as np
 
 from gemgan import checkpointing
 from gemgan import config_lib
+from gemgan import console
 from gemgan import input_pipeline
+from gemgan import losses
 from gemgan import models
 from gemgan import monitors
 from gemgan import parallel
@@ -121,9 +125,11 @@ class _JsonlWriter(metric_writers.MetricWriter):
 
 
 class _Logs:
-  """CLU writers: metrics.jsonl and TensorBoard (`files`), and the console.
+  """CLU writers of metrics.jsonl and TensorBoard; only process 0 writes files.
 
-  Only process 0 writes files. Rate and ETA come from CLU's ReportProgress.
+  One record a step: what the step logs (losses, rates, sample diversity,
+  evaluations) is gathered and written by `end_step`. The console is not
+  here: it is gemgan.console's tick line.
   """
 
   def __init__(self, workdir: str, is_main: bool):
@@ -132,49 +138,68 @@ class _Logs:
         [_JsonlWriter(self.path), metric_writers.SummaryWriter(os.path.join(workdir,
                                                                             "tensorboard"))]
         if is_main else [])
-    self.console = metric_writers.LoggingWriter()
+    self.step, self.record = None, {}
 
-  def scalars(self, step: int, values: dict, console: bool = True):
-    values = {k: float(v) for k, v in values.items()}
-    self.files.write_scalars(step, values)
-    self.files.flush()
-    if console:
-      self.console.write_scalars(step, values)
+  def scalars(self, step: int, values: dict, console: bool = False):
+    """Adds `values` to `step`'s record; `console` is accepted and unused."""
+    del console
+    if step != self.step:
+      self.end_step()
+    self.step = step
+    self.record.update({k: float(v) for k, v in values.items()})
+
+  def end_step(self):
+    """Writes the step's record, if it has one."""
+    if self.record:
+      self.files.write_scalars(self.step, self.record)
+      self.files.flush()
+    self.record = {}
 
   def image(self, step: int, name: str, image: np.ndarray):
     self.files.write_images(step, {name: image})
     self.files.flush()
 
   def close(self):
+    self.end_step()
     self.files.close()
 
 
-class _Schedule:
-  """When to save and whether to stop, agreed by every process.
+class _Decision(NamedTuple):
+  log: bool
+  save: bool
+  stop: bool
 
-  Saves every checkpoint_every_steps, every checkpoint_every_minutes (0: not
-  by time), at the last step and on a signal. Not CLU's PeriodicCallback: the
-  decision must come before the step's metrics are checked (a non-finite
-  state is never saved), and a clock or a signal on one process must make
-  every process save (Orbax saves are collective).
+
+class _Schedule:
+  """When to log and save and whether to stop, agreed by every process.
+
+  Logs every log_every_steps, when the tick line is due by time and before
+  every save (a non-finite state is never saved). Saves every
+  checkpoint_every_steps, every checkpoint_every_minutes (0: not by time), at
+  the last step and on a signal. Not CLU's PeriodicCallback: a clock or a
+  signal on one process must make every process log or save (both are
+  collective).
   """
 
   def __init__(self, config):
     self.every_steps, self.last_step = config.checkpoint_every_steps, config.num_train_steps
+    self.log_every_steps = config.log_every_steps
     self.every_secs = 60.0 * config.checkpoint_every_minutes
     self.saved()
 
   def saved(self):
     self.last_save = time.monotonic()
 
-  def __call__(self, step: int, signum) -> tuple[bool, bool]:
-    """(save, stop) after `step`; reads the clock and the signal once."""
+  def __call__(self, step: int, signum, tick_due: bool) -> _Decision:
+    """What to do after `step`; reads the clocks and the signal once."""
     by_time = self.every_secs > 0 and time.monotonic() - self.last_save >= self.every_secs
-    flags = np.array([by_time, signum is not None])
+    flags = np.array([by_time, signum is not None, tick_due])
     if jax.process_count() > 1:
       flags = multihost_utils.process_allgather(flags).any(axis=0)
     stop = bool(flags[1])
-    return stop or bool(flags[0]) or step % self.every_steps == 0 or step == self.last_step, stop
+    save = stop or bool(flags[0]) or step % self.every_steps == 0 or step == self.last_step
+    log = save or bool(flags[2]) or step % self.log_every_steps == 0
+    return _Decision(log, save, stop)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> steps.TrainState:
@@ -209,8 +234,10 @@ class _Run:
 
   def __init__(self, config, workdir, ckpt):
     self.config, self.workdir, self.ckpt = config, workdir, ckpt
+    self.began = time.monotonic()
     self.is_main = jax.process_index() == 0
-    self.info = info = input_pipeline.load_dataset(config)
+    with console.libraries_hushed():  # TFDS's "Downloading and preparing" and progress bars
+      self.info = info = input_pipeline.load_dataset(config)
     self.num_classes = info.num_classes if config.model.conditional else 0
     # Lets gemgan.sample name classes without the data set.
     self.meta = {"num_classes": info.num_classes, "class_names": list(info.class_names)}
@@ -218,6 +245,8 @@ class _Run:
     self.train_step, self.replicated, self.batch_sharding = parallel.make_sharded_train_step(
         config, self.generator, self.critic, parallel.make_mesh())
     self.logs = _Logs(workdir, self.is_main)
+    self.ticker = console.Ticker(config)
+    self.last_samples = None  # path of the newest sample grid
     self.warn = _AlarmLog()
     self.grid = fixed_latents(config, config.num_sample_grid, self.num_classes)
     self.sample_fn = models.generator_apply(self.generator)
@@ -228,7 +257,15 @@ class _Run:
 
   def initial_state(self, resuming: bool) -> steps.TrainState:
     """A fresh state, or the newest intact checkpoint's; placed on the devices."""
+    if self.is_main:
+      logging.info("Initialising the networks...")
+    start = time.monotonic()
     state = steps.create_train_state(self.config, self.generator, self.critic)
+    if self.is_main:
+      count = lambda tree: sum(x.size for x in jax.tree_util.tree_leaves(tree))
+      logging.info("Generator %s parameters, critic %s (initialised in %.1f s)",
+                   console.format_count(count(state.generator.params)),
+                   console.format_count(count(state.critic.params)), time.monotonic() - start)
     if resuming:
       state = self.ckpt.restore_newest_intact(state, self.config)
       self.resumed_from = int(state.step)
@@ -266,9 +303,9 @@ class _Run:
                                                 labels))
     grid = visualize.image_grid(images)
     if self.is_main:
-      visualize.save_png(os.path.join(self.workdir, "samples", f"step_{step}.png"), grid)
+      self.last_samples = os.path.join(self.workdir, "samples", f"step_{step}.png")
+      visualize.save_png(self.last_samples, grid)
       self.logs.image(step, "samples", grid[None])
-      self.plot_curves()
     diversity = float(monitors.sample_diversity(visualize.from_uint8(images)))
     self.logs.scalars(step, {"sample_diversity": diversity}, console=False)
     self.warn(monitors.check_alarms({"step": step, "sample_diversity": diversity}, None,
@@ -287,9 +324,13 @@ class _Run:
     bad = [k for k, v in means.items() if not np.isfinite(v)]
     if bad:
       raise TrainingDiverged(self._diverged_message(bad, step, since))
-    self.logs.scalars(step, means)
-    # r_t needs a critic whose zero means "undecided" (BCE, hinge).
-    overfit = None if self.config.loss == "wasserstein" else self.config.monitor.overfit_threshold
+    tick = self.ticker.tick(step)
+    self.logs.scalars(step, {**means, **{k: v for k, v in tick.items()
+                                         if k in ("kimg", "img_per_sec")}})
+    if self.is_main:
+      logging.info("%s", self.ticker.line(tick, means))
+    overfit = (self.config.monitor.overfit_threshold
+               if losses.LOSSES[self.config.loss].zero_is_boundary else None)
     self.warn(monitors.check_alarms({"step": step, **means}, overfit, None), "overfit")
 
   def _diverged_message(self, bad, step, since) -> str:
@@ -316,29 +357,24 @@ def _loop(run: _Run, state: steps.TrainState) -> steps.TrainState:
     logging.info("Nothing to do: step %d >= num_train_steps %d", start_step,
                  config.num_train_steps)
     return state
-  logging.info("Training %s from step %d to %d on %d device(s), global batch %d, at most %d "
-               "step(s) in flight", config.model.name, start_step, config.num_train_steps,
-               jax.device_count(), config.batch_size, config.max_steps_in_flight)
+  if run.is_main:
+    _log_start(run, start_step)
   schedule = _Schedule(config)
-  progress = periodic_actions.ReportProgress(
-      num_train_steps=config.num_train_steps, writer=run.logs.files,
-      every_steps=config.log_every_steps, every_secs=None)
   in_flight = collections.deque()  # metrics of steps dispatched, not yet waited for
   pending = []  # device metrics since the last log, fetched only when logging
   with _StopRequest() as stop:
     while step < config.num_train_steps:
-      state, metrics = run.train_step(state, run.next_batch(step))
+      state, metrics = _iteration(run, state, step, first=step == start_step)
       step += 1
       in_flight.append(metrics)
       pending.append(metrics)
       while len(in_flight) >= config.max_steps_in_flight:
         jax.block_until_ready(in_flight.popleft())
-      progress(step)
-      saving, stopping = schedule(step, stop.signum)
-      _after_step(run, step, state, pending, saving)
-      if saving:
+      decision = schedule(step, stop.signum, run.ticker.due())
+      _after_step(run, step, state, pending, decision)
+      if decision.save:
         schedule.saved()
-      if stopping:
+      if decision.stop:
         logging.warning("Signal %d: saved step %d, exiting cleanly. Rerun the same command "
                         "to resume.", stop.signum, step)
         break
@@ -346,21 +382,67 @@ def _loop(run: _Run, state: steps.TrainState) -> steps.TrainState:
   run.logs.close()
   if run.best is not None:
     run.best.ckpt.close()
+  if run.is_main:
+    _log_end(run, step, time.monotonic() - run.began)
   return state
 
 
-def _after_step(run: _Run, step: int, state, pending: list, saving: bool) -> None:
+def _iteration(run: _Run, state, step: int, first: bool):
+  """Dispatches iteration `step`; the first one is compiled, timed and waited for
+  (the tick line's clock starts when it has finished)."""
+  batch = run.next_batch(step)
+  if not first:
+    return run.train_step(state, batch)
+  if run.is_main:
+    logging.info("Compiling the iteration...")
+  start = time.monotonic()
+  state, metrics = run.train_step(state, batch)  # returns once compiled and dispatched
+  compiled = time.monotonic()
+  jax.block_until_ready(metrics)
+  if run.is_main:
+    logging.info("Compiled the iteration in %.1f s; it ran in %.2f s", compiled - start,
+                 time.monotonic() - compiled)
+  run.ticker.started(step + 1)
+  return state, metrics
+
+
+def _log_start(run: _Run, start_step: int) -> None:
+  config = run.config
+  logging.info("Training %s at %d px%s: %g kimg = %d iterations of batch %d x %d critic "
+               "step(s), from step %d, on %d %s device(s)%s", config.model.name,
+               config.data.image_size, ", resumed" if start_step else "",
+               run.ticker.total_kimg, config.num_train_steps,
+               config.batch_size, config.n_critic, start_step, jax.device_count(),
+               jax.default_backend(), f", {config.max_steps_in_flight} iterations in flight"
+               if config.max_steps_in_flight > 1 else "")
+
+
+def _log_end(run: _Run, step: int, seconds: float) -> None:
+  """The closing line: how far, how long, where the checkpoint and samples are."""
+  latest = run.ckpt.latest_step()
+  logging.info("%s at kimg %.1f (step %d) after %s; last checkpoint: %s; samples: %s",
+               "Finished" if step >= run.config.num_train_steps else "Stopped",
+               step * run.ticker.images_per_step / 1000, step, console.format_duration(seconds),
+               run.ckpt.step_dir(latest) if latest is not None else "none",
+               run.last_samples or os.path.join(run.workdir, "samples"))
+
+
+def _after_step(run: _Run, step: int, state, pending: list, decision: _Decision) -> None:
   """Logging (metrics are checked before every save), samples, evaluation, checkpoint."""
-  config, last = run.config, step == run.config.num_train_steps
-  if step % config.log_every_steps == 0 or saving:
+  config, last, saving = run.config, step == run.config.num_train_steps, decision.save
+  if decision.log:
     run.check_and_log(step, pending)
-  if step % config.sample_every_steps == 0 or last:
+  sampling = step % config.sample_every_steps == 0 or last
+  if sampling:
     run.write_samples(step, state)
   for ev, every in run.evaluators:
     if step % every == 0 or last:
       metrics = ev.run(step, state, run.logs, run.sample_fn)
       if run.best is not None:
         run.best.consider(ev.name, metrics, state)
+  run.logs.end_step()
+  if sampling:
+    run.plot_curves()  # with this step's record
   if saving:
     run.ckpt.save(state, config, extra=run.meta)
 

@@ -2,13 +2,16 @@
 
 One run covers `benchmark.run`'s every measurement: the command line is a thin
 wrapper, and each run costs ~30 s of compiling on 2 cores."""
+import importlib.util
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from configs import wgan_gp as wgan_config
 from gemgan import benchmark
@@ -51,3 +54,31 @@ def test_command_line_json(tmp_path):
           <= result["train_images_per_sec_max"])
   assert result["mfu"] == result["achieved_flops_per_sec"] / result["peak_flops_per_sec"]
   assert result["model"] == "wgan_gp" and result["image_size"] == 16
+
+
+def test_vs_torch_without_torch_says_what_to_install(monkeypatch):
+  monkeypatch.setattr(benchmark.importlib.util, "find_spec",
+                      lambda name: None if name == "torch" else importlib.util.find_spec(name))
+  with pytest.raises(benchmark.TorchReferenceMissing, match="requirements-metrics.txt"):
+    benchmark.torch_reference()
+
+
+def test_the_package_holds_no_torch_code():
+  # The PyTorch yardstick lives in benchmarks/; inside gemgan/ only the
+  # Inception weight converter reads torch files.
+  package = os.path.join(REPO_ROOT, "gemgan")
+  users = sorted(os.path.relpath(os.path.join(d, f), REPO_ROOT)
+                 for d, _, files in os.walk(package) for f in files if f.endswith(".py")
+                 and re.search(r"^\s*(import|from) torch\b",
+                               open(os.path.join(d, f)).read(), re.M))
+  assert users == ["gemgan/metrics/convert_inception.py"]
+
+
+def test_a_bad_config_value_ends_with_one_clear_line():
+  env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": REPO_ROOT}
+  cmd = [sys.executable, "-m", "gemgan.benchmark", "--config=configs/wgan_gp.py:quick",
+         "--config.ema.halflife_kimg=-1"]
+  out = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+  assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr[-2000:]
+  assert out.stderr.strip().splitlines()[-1].endswith(
+      "ConfigError: config.ema.halflife_kimg: must be a number > 0, got -1.0")

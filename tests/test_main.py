@@ -23,13 +23,26 @@ def tiny_quick_config(tmp_path):
   return c
 
 
-def test_main_loop_writes_every_output(tmp_path):
+def test_main_loop_writes_every_output(tmp_path, caplog):
   workdir = str(tmp_path / "run")
-  state = train.train_and_evaluate(tiny_quick_config(tmp_path), workdir)
+  with caplog.at_level("INFO"):
+    state = train.train_and_evaluate(tiny_quick_config(tmp_path), workdir)
   assert int(state.step) == 4
   records = [json.loads(l) for l in open(os.path.join(workdir, "metrics.jsonl"))]
+  assert [r["step"] for r in records] == [2, 4]  # one record a step: losses, rate, samples
   logged = [r for r in records if "d_loss" in r]
   assert [r["step"] for r in logged] == [2, 4]
+  # kimg: real images shown to the critic, batch 4 x n_critic 1 an iteration.
+  assert [r["kimg"] for r in logged] == [0.008, 0.016]
+  assert all(r["img_per_sec"] > 0 for r in logged)
+  # The console: compile time, one tick line a log step, a closing line.
+  lines = [r.getMessage() for r in caplog.records]
+  assert any(l.startswith("Compiled the iteration in ") for l in lines)
+  ticks = [l for l in lines if l.startswith("kimg ")]
+  assert [t.split(" |")[0] for t in ticks] == ["kimg 0.0/0.016 (50.0%)", "kimg 0.0/0.016 (100.0%)"]
+  assert all(" img/s, " in t and " | d " in t and " gp " in t and " w " in t for t in ticks)
+  assert any(l.startswith("Finished at kimg 0.0 (step 4)") and
+             os.path.join(workdir, "checkpoints", "4") in l and "step_4.png" in l for l in lines)
   for key in ("g_loss", "gradient_penalty", "wasserstein", "d_real", "d_fake", "d_grad_norm",
               "g_grad_norm"):
     assert all(np.isfinite(r[key]) for r in logged), key

@@ -10,6 +10,7 @@ import numpy as np
 from PIL import Image
 import pytest
 
+from gemgan import losses
 from gemgan import report
 
 
@@ -61,6 +62,17 @@ def test_page_inlines_every_grid_and_says_what_fired(fake_workdir, tmp_path):
   assert "--runs:2" in page2 and "not available" in page2
   with pytest.raises(FileNotFoundError, match="does not exist"):
     report.write_report(str(wd), [str(tmp_path / "missing")])
+
+
+def test_alarms_follow_the_loss_trait_not_its_name():
+  # r_t = E[sign(D(real))] means overfitting only where D's zero is the
+  # boundary: the same records alarm under hinge, not under Wasserstein.
+  rows = [{"step": 300, "overfit_rt": 0.8}]
+  monitor = {"overfit_threshold": 0.6}
+  assert len(report.fired_alarms(rows, {"loss": "hinge", "monitor": monitor})) == 1
+  assert report.fired_alarms(rows, {"loss": "wasserstein", "monitor": monitor}) == []
+  assert [name for name, loss in losses.LOSSES.items() if not loss.zero_is_boundary] == [
+      "wasserstein"]
 
 
 def _chromium():

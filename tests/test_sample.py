@@ -244,3 +244,26 @@ def test_command_line_entry_point(workdir, tmp_path):
   assert result.returncode == 0, result.stderr[-3000:]
   assert result.stdout.strip().endswith(str(out))
   assert iio.imread(out).shape == (38, 38, 3)
+
+
+def _sample_cli(*args):
+  env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(REPO_ROOT)}
+  return subprocess.run([sys.executable, "-m", "gemgan.sample", *args], capture_output=True,
+                        text=True, env=env, cwd=REPO_ROOT, timeout=300)
+
+
+def test_a_workdir_without_checkpoints_ends_with_one_clear_line(tmp_path):
+  result = _sample_cli(f"--workdir={tmp_path}")
+  assert result.returncode == 1 and not result.stdout
+  # Nothing else: no traceback, no other library's start-up lines.
+  assert result.stderr.strip().splitlines() == [
+      result.stderr.strip().splitlines()[0][:9] +
+      f"ERROR CheckpointError: no checkpoints folder in {tmp_path}"], result.stderr[-3000:]
+
+
+def test_an_output_path_that_cannot_be_written_ends_with_one_clear_line(workdir, tmp_path):
+  (tmp_path / "a_file").write_text("")
+  result = _sample_cli(f"--workdir={workdir}", "--num=1", f"--out={tmp_path}/a_file/grid.png")
+  assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
+  last = result.stderr.strip().splitlines()[-1]
+  assert "ERROR " in last and "Error: " in last and f"{tmp_path}/a_file" in last, last

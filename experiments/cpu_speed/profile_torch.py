@@ -1,6 +1,6 @@
 """Where the PyTorch reference's iteration spends its time, per aten op.
 
-The counterpart of profile_ops.py for gemgan/benchmark_torch.py's iteration
+The counterpart of profile_ops.py for benchmarks/torch_reference.py's iteration
 (the same networks and step): one warm-up iteration, then one under
 torch.profiler, ops sorted by self CPU time.
 
@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from experiments.cpu_speed import train_iter
-from gemgan import benchmark_torch
+from benchmarks import torch_reference
 
 
 def main():
@@ -28,7 +28,7 @@ def main():
   config = train_iter.load_config(args.config)
   config.batch_size = args.batch
   config.n_critic = args.n_critic or config.n_critic
-  it = benchmark_torch.TorchIteration(config, bf16=args.bf16, memory_format=args.memory_format)
+  it = torch_reference.TorchIteration(config, bf16=args.bf16, memory_format=args.memory_format)
   size = config.data.image_size
   images = np.random.RandomState(0).uniform(-1, 1, (config.n_critic, args.batch, size, size, 3))
   reals = [it.prepare(x) for x in images]

@@ -16,7 +16,7 @@ from gemgan import steps
 
 torch = pytest.importorskip("torch", reason="torch not installed (pip install -r "
                             "requirements-metrics.txt); the torch yardstick is skipped")
-from gemgan import benchmark_torch  # noqa: E402  pylint: disable=g-import-not-at-top
+from benchmarks import torch_reference  # noqa: E402  pylint: disable=g-import-not-at-top
 
 
 def small(module, n_critic=1, critic_norm=None):
@@ -28,10 +28,10 @@ def small(module, n_critic=1, critic_norm=None):
 
 
 def _torch_iteration(c, state):
-  it = benchmark_torch.TorchIteration(c)
-  benchmark_torch.load_gemgan_variables(it.g, jax.device_get(state.generator.params),
+  it = torch_reference.TorchIteration(c)
+  torch_reference.load_gemgan_variables(it.g, jax.device_get(state.generator.params),
                                         jax.device_get(state.generator.state))
-  benchmark_torch.load_gemgan_variables(it.d, jax.device_get(state.critic.params),
+  torch_reference.load_gemgan_variables(it.d, jax.device_get(state.critic.params),
                                         jax.device_get(state.critic.state))
   return it
 
