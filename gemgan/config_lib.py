@@ -55,41 +55,58 @@ def base_config() -> ml_collections.ConfigDict:
   c.max_to_keep = 3
   c.num_sample_grid = 64  # fixed-z grid written every sample_every_steps
   c.precision = "float32"
+  c.data = _data_defaults()
+  c.model = _model_defaults()
+  _objective_defaults(c)
+  _optimizer_and_augment_defaults(c)
+  _monitor_and_eval_defaults(c)
+  return c
 
-  c.data = ml_collections.ConfigDict()
-  c.data.name = "gemstones"
-  c.data.manual_dir = "../shared/data/gemstones"  # folder or Gemstones.zip
-  c.data.data_dir = ""  # TFDS data_dir; "" = ~/tensorflow_datasets
-  c.data.image_size = 96
-  c.data.resize = "center_crop"  # or "pad": see gemgan/datasets/gemstones.py
-  c.data.random_flip = True
-  c.data.num_examples = 4_096  # synthetic_gems only
-  c.data.seed = 0  # synthetic_gems only: which pictures
-  c.data.split = ""  # "" = all splits joined (Kaggle's train+test, as the notebook)
-  c.data.on_device = True  # keep a small dataset in device memory
 
-  c.model = ml_collections.ConfigDict()
-  c.model.name = "wgan_gp"
-  c.model.latent_dim = 100
-  c.model.width = 64  # channels of the last generator / first critic layer
-  c.model.critic_norm = "none"
-  c.model.critic_dropout = 0.0
-  c.model.generator_final_norm = False  # notebook's WGAN-GP: BN before tanh
-  c.model.bias_before_norm = False  # notebook's WGAN-GP G: conv biases before BN
-  c.model.bn_momentum = 0.8  # the notebook's (Paddle and Flax share the convention)
-  c.model.conditional = False  # class-conditional G and projection D
+def _data_defaults() -> ml_collections.ConfigDict:
+  """config.data: which images, at what size (gemgan.datasets)."""
+  c = ml_collections.ConfigDict()
+  c.name = "gemstones"
+  c.manual_dir = "../shared/data/gemstones"  # folder or Gemstones.zip
+  c.data_dir = ""  # TFDS data_dir; "" = ~/tensorflow_datasets
+  c.image_size = 96
+  c.resize = "center_crop"  # or "pad": see gemgan/datasets/gemstones.py
+  c.random_flip = True
+  c.num_examples = 4_096  # synthetic_gems only
+  c.seed = 0  # synthetic_gems only: which pictures
+  c.split = ""  # "" = all splits joined (Kaggle's train+test, as the notebook)
+  c.on_device = True  # keep a small dataset in device memory
+  return c
+
+
+def _model_defaults() -> ml_collections.ConfigDict:
+  """config.model: the architecture's keys (gemgan/models/)."""
+  c = ml_collections.ConfigDict()
+  c.name = "wgan_gp"
+  c.latent_dim = 100
+  c.width = 64  # channels of the last generator / first critic layer
+  c.critic_norm = "none"
+  c.critic_dropout = 0.0
+  c.generator_final_norm = False  # notebook's WGAN-GP: BN before tanh
+  c.bias_before_norm = False  # notebook's WGAN-GP G: conv biases before BN
+  c.bn_momentum = 0.8  # the notebook's (Paddle and Flax share the convention)
+  c.conditional = False  # class-conditional G and projection D
   # "fast" (gemgan/ops: XLA:CPU's conv gradients are 30x slower otherwise),
   # "xla" (plain linen convs: cuDNN on GPU), or "auto": fast on CPU only.
-  c.model.conv_impl = "auto"
+  c.conv_impl = "auto"
   # ResNet / R3GAN (gemgan/models/resnet.py, r3gan.py)
-  c.model.blocks_per_stage = 1
-  c.model.attention_res = 0  # resolution of the self-attention block; 0: none
-  c.model.expansion = 2  # R3GAN: channel expansion inside a residual block
-  c.model.group_width = 16  # R3GAN: channels per group of the grouped 3x3 conv
+  c.blocks_per_stage = 1
+  c.attention_res = 0  # resolution of the self-attention block; 0: none
+  c.expansion = 2  # R3GAN: channel expansion inside a residual block
+  c.group_width = 16  # R3GAN: channels per group of the grouped 3x3 conv
   # ResNet / FastGAN resampling: "nearest" (nearest-neighbour up; average-pool
   # or strided-conv down) or "lowpass" ([1,2,1]-filtered up and down, R3GAN's).
-  c.model.resample = "nearest"
+  c.resample = "nearest"
+  return c
 
+
+def _objective_defaults(c: ml_collections.ConfigDict) -> None:
+  """The loss, its penalties and the update counts of an iteration."""
   c.loss = "wasserstein"
   c.gp_weight = 10.0
   c.r1_weight = 0.0
@@ -105,6 +122,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.num_train_steps = (c.get_ref("num_train_kimg") * 1000
                        // (c.get_ref("batch_size") * c.get_ref("n_critic"))).to_int()
 
+
+def _optimizer_and_augment_defaults(c: ml_collections.ConfigDict) -> None:
+  """Adam, the EMA of G, augmentation and the cosine schedules."""
   c.optimizer = ml_collections.ConfigDict()
   c.optimizer.g_lr = 1e-4
   c.optimizer.d_lr = 1e-4
@@ -131,6 +151,9 @@ def base_config() -> ml_collections.ConfigDict:
   for name in ("lr", "b2", "gamma", "ema_halflife_kimg", "aug_p"):
     c.schedule[f"{name}_end"] = config_dict.placeholder(float)
 
+
+def _monitor_and_eval_defaults(c: ml_collections.ConfigDict) -> None:
+  """Alarms (overfitting, collapse) and the standalone evaluation's defaults."""
   c.monitor = ml_collections.ConfigDict()
   # ADA's r_t = E[sign(D(real))]; only meaningful where the loss pins D's zero
   # (BCE, hinge), so Wasserstein runs skip it.
@@ -142,7 +165,6 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval = ml_collections.ConfigDict()
   c.eval.num_samples = 2_000
   c.eval.weights = ""  # converted Inception weights; "" = default location
-  return c
 
 
 def hinge_sn_recipe(c: ml_collections.ConfigDict) -> None:
