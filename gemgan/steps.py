@@ -278,8 +278,7 @@ def make_train_step(config: ml_collections.ConfigDict, generator: nn.Module,
     images_seen = state.step.astype(jnp.float32) * batch_size  # before this step, as ADA
     p = state.augment.p
     if config.share_fakes:
-      return _shared_step(nets, state, images[0], labels[0], key, p,
-                          _penalty_weights(config, images_seen))
+      return _shared_step(nets, state, images[0], labels[0], key, p, images_seen)
     critic_keys = jax.random.split(jax.random.fold_in(key, 0), n_critic)
     d, d_metrics = jax.lax.scan(
         functools.partial(_critic_update, nets, g=state.generator, p=p,
@@ -299,12 +298,12 @@ def make_train_step(config: ml_collections.ConfigDict, generator: nn.Module,
   return train_step
 
 
-def _shared_step(nets: _Nets, state: TrainState, real, labels, key, p, weights):
+def _shared_step(nets: _Nets, state: TrainState, real, labels, key, p, images_seen):
   """`train_step` with `config.share_fakes`: one G pass for both updates."""
-  images_seen = state.step.astype(jnp.float32) * real.shape[0]
   z = nets.latent(jax.random.fold_in(key, 1), real.shape[0])
   g, d, d_metrics, g_metrics = shared_fakes_iteration(
-      nets, state.generator, state.critic, real, labels, z, jax.random.fold_in(key, 0), p, weights)
+      nets, state.generator, state.critic, real, labels, z, jax.random.fold_in(key, 0), p,
+      _penalty_weights(nets.config, images_seen))
   real_scores = d_metrics.pop("real_scores")
   aug = update_augment(nets.config, state.augment, real_scores, images_seen)
   new_state = state.replace(step=state.step + 1, generator=g, critic=d, augment=aug,
