@@ -48,6 +48,8 @@ def get_config(preset: str = ""):
       c.checkpoint_every_minutes = 10.0
       c.max_to_keep = 20
       c.sample_every_steps = 1250
+      if part == "cpu96":
+        c.share_fakes = True  # the authors' one G pass per iteration: +8-10 % img/s
     elif part == "quick":
       config_lib.quick_preset(c)
       c.data.image_size = 64
