@@ -8,7 +8,8 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 # One persistent compilation cache for the session, this process and every
-# subprocess run (they inherit the environment): tests build the same tiny
+# subprocess run, pytest-xdist's workers included (they inherit the
+# environment, and only this process removes the cache): tests build the same tiny
 # networks and steps again and again, and most of a tiny step's time is XLA
 # compiling it. Set JAX_COMPILATION_CACHE_DIR yourself to keep one across runs.
 _OWN_CACHE = "JAX_COMPILATION_CACHE_DIR" not in os.environ

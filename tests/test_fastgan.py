@@ -89,8 +89,12 @@ def _batch64(c, seed):
 
 
 def test_recipe_trains_inside_the_real_step():
-  """Conditional with low-pass resampling: every FastGAN path in one compiled step."""
-  c = tiny_config(fastgan_config, "conditional,lowpass", size=64, width=4)
+  """Conditional, low-pass, one G pass per iteration: every FastGAN path in one compiled step.
+
+  The shared-fakes iteration is checked against the two-pass one in
+  test_steps.py; this is where it also runs inside the real step.
+  """
+  c = tiny_config(fastgan_config, "conditional,lowpass", size=64, width=4, share_fakes=True)
   c.num_train_kimg = 0.1
   g, d = models.build_models(c, num_classes=2)
   state = steps.create_train_state(c, g, d)
