@@ -12,8 +12,7 @@ from gemgan import config_lib
 
 
 def get_config(preset: str = ""):
-  c = config_lib.base_config()
-  c.model.name = "dcgan"
+  c = config_lib.base_config("dcgan")
   c.model.critic_norm = "batch"
   c.loss = "nonsaturating"
   c.gp_weight = 0.0

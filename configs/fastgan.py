@@ -18,10 +18,7 @@ from gemgan import config_lib
 
 
 def get_config(preset: str = ""):
-  c = config_lib.base_config()
-  c.model.name = "fastgan"
-  c.model.sle_ratio = 8  # gate each map from the one 8x smaller (see the model's docstring)
-  c.model.recon_weight = 1.0  # the critic's L1 reconstruction loss (0: off)
+  c = config_lib.base_config("fastgan")
   c.model.critic_norm = "spectral"
   c.model.bn_momentum = 0.9  # PyTorch's BatchNorm default (0.1 in its convention)
   c.loss = "hinge"

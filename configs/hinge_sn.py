@@ -16,8 +16,7 @@ from gemgan import config_lib
 
 
 def get_config(preset: str = ""):
-  c = config_lib.base_config()
-  c.model.name = "wgan_gp"
+  c = config_lib.base_config("wgan_gp")
   config_lib.hinge_sn_recipe(c)
 
   parts = [p for p in preset.split(",") if p]

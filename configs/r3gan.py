@@ -29,12 +29,8 @@ from gemgan import config_lib
 
 
 def get_config(preset: str = ""):
-  c = config_lib.base_config()
-  c.model.name = "r3gan"
+  c = config_lib.base_config("r3gan")  # blocks, expansion, groups: gemgan/models/r3gan.py
   c.model.critic_norm = "none"
-  c.model.blocks_per_stage = 2
-  c.model.expansion = 2
-  c.model.group_width = 16
   c.loss = "rpgan"
   c.gp_weight = 0.0
   c.r1_weight = c.r2_weight = 0.05

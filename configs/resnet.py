@@ -20,8 +20,7 @@ from gemgan import config_lib
 
 
 def get_config(preset: str = ""):
-  c = config_lib.base_config()
-  c.model.name = "resnet"
+  c = config_lib.base_config("resnet")
   config_lib.hinge_sn_recipe(c)
 
   for part in [p for p in preset.split(",") if p]:

@@ -17,8 +17,7 @@ from gemgan import config_lib
 
 
 def get_config(preset: str = ""):
-  c = config_lib.base_config()
-  c.model.name = "wgan_gp"
+  c = config_lib.base_config("wgan_gp")
   c.model.critic_norm = "none"
   c.loss = "wasserstein"
   c.gp_weight = 10.0
