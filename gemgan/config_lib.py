@@ -5,6 +5,8 @@ keys and that architecture's own, gemgan/models/) and change what their recipe
 needs; `validate(config)` runs before anything is built, so a bad value
 fails in the first second with a message that names the key.
 """
+import os
+
 import ml_collections
 from ml_collections import config_dict
 
@@ -189,6 +191,21 @@ def add_fid_evaluator(c: ml_collections.ConfigDict, num_samples: int, every_kimg
   if best:
     c.best_metric = f"{name}/fid"
   return name
+
+
+def split_presets(preset: str, choices: tuple[str, ...], config_file: str) -> list[str]:
+  """`preset`'s comma-separated parts, in order; a name not in `choices` is a ValueError.
+
+  Checked before any is applied, so a typo fails naming every preset of the
+  file (`config_file`: the config's __file__) whatever its position.
+  """
+  parts = [p for p in preset.split(",") if p]
+  for part in parts:
+    if part not in choices:
+      listed = ", ".join(map(repr, choices[:-1])) + f" and {choices[-1]!r}"
+      raise ValueError(f"unknown preset {part!r} for configs/{os.path.basename(config_file)}; "
+                       f"combine {listed} with commas")
+  return parts
 
 
 def quick_preset(c: ml_collections.ConfigDict) -> None:

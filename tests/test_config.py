@@ -9,8 +9,9 @@ from configs import dcgan, hinge_sn, r3gan, resnet, wgan_gp
 from gemgan import config_lib
 from tests.conftest import REPO_ROOT
 
-PRESETS = [(dcgan, p) for p in ("", "seed", "quick")] + \
-          [(wgan_gp, p) for p in ("", "seed", "quick", "ema_diffaug")] + \
+PRESETS = [(dcgan, p) for p in ("", "seed", "quick", "seed,quick")] + \
+          [(wgan_gp, p) for p in ("", "seed", "quick", "ema_diffaug", "seed,quick",
+                                  "quick,ema_diffaug")] + \
           [(hinge_sn, p) for p in ("", "conditional", "recommended", "r1", "quick", "conditional,quick")]
 
 
@@ -41,12 +42,6 @@ def test_bad_values_name_the_key(key, value, match):
   node[leaf] = value
   with pytest.raises(config_lib.ConfigError, match=match):
     config_lib.validate(c)
-
-
-@pytest.mark.parametrize("module", [dcgan, wgan_gp, hinge_sn])
-def test_unknown_preset_is_an_error(module):
-  with pytest.raises(ValueError, match="unknown preset"):
-    module.get_config("fast")
 
 
 @pytest.mark.parametrize("module,preset,key,value,match", [
@@ -98,6 +93,13 @@ def leaves(config, prefix=""):
       yield from leaves(value, f"{prefix}{key}.")
     else:
       yield prefix + key, value
+
+
+@pytest.mark.parametrize("name", CONFIG_MODULES)
+def test_unknown_preset_names_the_files_presets(name):
+  with pytest.raises(ValueError, match=rf"unknown preset 'fast' for configs/{name}\.py") as e:
+    CONFIG_MODULES[name].get_config("quick,fast")
+  assert all(repr(p) in str(e.value) for p in preset_names(CONFIG_MODULES[name]) if p)
 
 
 def test_every_config_file_lists_its_presets():
