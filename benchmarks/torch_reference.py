@@ -82,8 +82,9 @@ def _check_config(config):
   if m.critic_norm not in SUPPORTED.get(m.name, ()):
     raise ValueError(f"torch reference: model {m.name!r} with critic_norm {m.critic_norm!r} "
                      f"is not one of {SUPPORTED}")
-  if (m.conditional or m.critic_dropout or m.generator_final_norm or m.bias_before_norm
-      or m.attention_res or config.augment.policy or config.augment.ada_ops
+  extras = ("conditional", "critic_dropout", "generator_final_norm", "bias_before_norm",
+            "attention_res")  # the last four: keys of some architectures only
+  if (any(m.get(key) for key in extras) or config.augment.policy or config.augment.ada_ops
       or config.r1_weight or config.r2_weight or config.n_generator != 1):
     raise ValueError("torch reference: only unconditional networks without dropout, attention, "
                      "augmentation (--config.augment.policy='' --config.augment.ada_ops=''), "

@@ -18,10 +18,7 @@ from gemgan import config_lib
 
 
 def get_config(preset: str = ""):
-  c = config_lib.base_config()
-  c.model.name = "fastgan"
-  c.model.sle_ratio = 8  # gate each map from the one 8x smaller (see the model's docstring)
-  c.model.recon_weight = 1.0  # the critic's L1 reconstruction loss (0: off)
+  c = config_lib.base_config("fastgan")
   c.model.critic_norm = "spectral"
   c.model.bn_momentum = 0.9  # PyTorch's BatchNorm default (0.1 in its convention)
   c.loss = "hinge"
@@ -32,7 +29,8 @@ def get_config(preset: str = ""):
   c.ema.halflife_kimg = 5.0
   c.augment.policy = "color,translation"
 
-  for part in [p for p in preset.split(",") if p]:
+  presets = ("conditional", "lowpass", "laptop64", "cpu96", "quick")
+  for part in config_lib.split_presets(preset, presets, __file__):
     if part == "conditional":
       c.model.conditional = True
     elif part == "lowpass":
@@ -57,7 +55,4 @@ def get_config(preset: str = ""):
       c.batch_size = 16
       c.num_train_steps = 800
       c.ema.halflife_kimg = 1.0
-    else:
-      raise ValueError(f"unknown preset {part!r} for configs/fastgan.py; combine "
-                       "'conditional', 'lowpass', 'laptop64', 'cpu96' and 'quick' with commas")
   return c

@@ -16,12 +16,11 @@ from gemgan import config_lib
 
 
 def get_config(preset: str = ""):
-  c = config_lib.base_config()
-  c.model.name = "wgan_gp"
+  c = config_lib.base_config("wgan_gp")
   config_lib.hinge_sn_recipe(c)
 
-  parts = [p for p in preset.split(",") if p]
-  for part in parts:
+  presets = ("conditional", "recommended", "r1", "quick")
+  for part in config_lib.split_presets(preset, presets, __file__):
     if part in ("conditional", "recommended"):
       c.model.conditional = True
     elif part == "r1":
@@ -35,7 +34,4 @@ def get_config(preset: str = ""):
       c.sample_every_steps = 200
       c.checkpoint_every_steps = 200
       c.ema.halflife_kimg = 1.0
-    else:
-      raise ValueError(f"unknown preset {part!r} for configs/hinge_sn.py; combine "
-                       "'conditional' (alias 'recommended'), 'r1' and 'quick' with commas")
   return c

@@ -29,12 +29,8 @@ from gemgan import config_lib
 
 
 def get_config(preset: str = ""):
-  c = config_lib.base_config()
-  c.model.name = "r3gan"
+  c = config_lib.base_config("r3gan")  # blocks, expansion, groups: gemgan/models/r3gan.py
   c.model.critic_norm = "none"
-  c.model.blocks_per_stage = 2
-  c.model.expansion = 2
-  c.model.group_width = 16
   c.loss = "rpgan"
   c.gp_weight = 0.0
   c.r1_weight = c.r2_weight = 0.05
@@ -45,7 +41,7 @@ def get_config(preset: str = ""):
   c.augment.ada_target = 0.6
   c.schedule.update(lr_end=5e-5, b2_end=0.99, gamma_end=0.005)
 
-  for part in [p for p in preset.split(",") if p]:
+  for part in config_lib.split_presets(preset, ("conditional", "cpu32", "quick"), __file__):
     if part == "cpu32":
       c.data.image_size = 32
       c.model.width = 32
@@ -55,7 +51,4 @@ def get_config(preset: str = ""):
       c.ema.halflife_kimg = 1.0
     elif part == "conditional":
       c.model.conditional = True
-    else:
-      raise ValueError(f"unknown preset {part!r} for configs/r3gan.py; combine "
-                       "'conditional', 'cpu32' and 'quick' with commas")
   return c

@@ -20,11 +20,11 @@ from gemgan import config_lib
 
 
 def get_config(preset: str = ""):
-  c = config_lib.base_config()
-  c.model.name = "resnet"
+  c = config_lib.base_config("resnet")
   config_lib.hinge_sn_recipe(c)
 
-  for part in [p for p in preset.split(",") if p]:
+  presets = ("conditional", "ada", "lowpass", "attention", "cpu32", "laptop", "quick")
+  for part in config_lib.split_presets(preset, presets, __file__):
     if part == "conditional":
       c.model.conditional = True
     elif part == "ada":
@@ -64,7 +64,4 @@ def get_config(preset: str = ""):
       config_lib.quick_preset(c)
       c.num_train_steps = 800
       c.ema.halflife_kimg = 1.0
-    else:
-      raise ValueError(f"unknown preset {part!r} for configs/resnet.py; combine "
-                       "'conditional', 'ada', 'lowpass', 'attention', 'cpu32', 'laptop' and 'quick' with commas")
   return c

@@ -310,6 +310,9 @@ class Checkpointer:
   def check_compatible(self, config: ml_collections.ConfigDict, step: Optional[int] = None):
     saved = self.read_meta(step)["signature"]
     now = json.loads(json.dumps(model_signature(config)))
+    # Keys the architecture no longer has (runs from before each one owned its
+    # config.model keys saved every architecture's) are read by nothing.
+    saved["model"] = {k: v for k, v in saved["model"].items() if k in now["model"]}
     if saved != now:
       diff = {k: (saved.get(k), now.get(k)) for k in set(saved) | set(now)
               if saved.get(k) != now.get(k)}

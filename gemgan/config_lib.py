@@ -1,14 +1,18 @@
 """Shared config defaults and up-front validation.
 
-Config files in `configs/` start from `base_config()` and change what their
-recipe needs; `validate(config)` runs before anything is built, so a bad value
+Config files in `configs/` start from `base_config(<model name>)` (the shared
+keys and that architecture's own, gemgan/models/) and change what their recipe
+needs; `validate(config)` runs before anything is built, so a bad value
 fails in the first second with a message that names the key.
 """
+import os
+
 import ml_collections
 from ml_collections import config_dict
 
 from gemgan import ada
 from gemgan import augment
+from gemgan import config_checks
 from gemgan import losses
 from gemgan import models
 
@@ -19,12 +23,11 @@ LATENT_DISTS = ("normal", "uniform")
 RESIZE_METHODS = ("center_crop", "pad")
 PRECISIONS = ("float32", "bfloat16")
 CONV_IMPLS = ("auto", "xla", "fast")
-RESAMPLES = ("nearest", "lowpass")
 UPSAMPLE_FACTOR = 16  # four stride-2 layers after the first KxK map
 
 
-def base_config() -> ml_collections.ConfigDict:
-  """Defaults shared by every recipe; configs override what differs."""
+def base_config(model: str = "wgan_gp") -> ml_collections.ConfigDict:
+  """Defaults shared by every recipe, with `model`'s architecture; configs override what differs."""
   c = ml_collections.ConfigDict()
   c.seed = 0
   c.batch_size = 64  # global batch, split over all devices
@@ -56,7 +59,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.num_sample_grid = 64  # fixed-z grid written every sample_every_steps
   c.precision = "float32"
   c.data = _data_defaults()
-  c.model = _model_defaults()
+  c.model = _model_defaults(model)
   _objective_defaults(c)
   _optimizer_and_augment_defaults(c)
   _monitor_and_eval_defaults(c)
@@ -79,29 +82,21 @@ def _data_defaults() -> ml_collections.ConfigDict:
   return c
 
 
-def _model_defaults() -> ml_collections.ConfigDict:
-  """config.model: the architecture's keys (gemgan/models/)."""
+def _model_defaults(name: str) -> ml_collections.ConfigDict:
+  """config.model: the keys every architecture reads, then `name`'s own (gemgan/models/)."""
+  if name not in models.ARCHITECTURES:
+    raise ValueError(f"unknown model {name!r}; choose one of {MODEL_NAMES}")
   c = ml_collections.ConfigDict()
-  c.name = "wgan_gp"
+  c.name = name
   c.latent_dim = 100
   c.width = 64  # channels of the last generator / first critic layer
   c.critic_norm = "none"
-  c.critic_dropout = 0.0
-  c.generator_final_norm = False  # notebook's WGAN-GP: BN before tanh
-  c.bias_before_norm = False  # notebook's WGAN-GP G: conv biases before BN
   c.bn_momentum = 0.8  # the notebook's (Paddle and Flax share the convention)
   c.conditional = False  # class-conditional G and projection D
   # "fast" (gemgan/ops: XLA:CPU's conv gradients are 30x slower otherwise),
   # "xla" (plain linen convs: cuDNN on GPU), or "auto": fast on CPU only.
   c.conv_impl = "auto"
-  # ResNet / R3GAN (gemgan/models/resnet.py, r3gan.py)
-  c.blocks_per_stage = 1
-  c.attention_res = 0  # resolution of the self-attention block; 0: none
-  c.expansion = 2  # R3GAN: channel expansion inside a residual block
-  c.group_width = 16  # R3GAN: channels per group of the grouped 3x3 conv
-  # ResNet / FastGAN resampling: "nearest" (nearest-neighbour up; average-pool
-  # or strided-conv down) or "lowpass" ([1,2,1]-filtered up and down, R3GAN's).
-  c.resample = "nearest"
+  c.update(models.ARCHITECTURES[name].config_defaults())
   return c
 
 
@@ -198,6 +193,21 @@ def add_fid_evaluator(c: ml_collections.ConfigDict, num_samples: int, every_kimg
   return name
 
 
+def split_presets(preset: str, choices: tuple[str, ...], config_file: str) -> list[str]:
+  """`preset`'s comma-separated parts, in order; a name not in `choices` is a ValueError.
+
+  Checked before any is applied, so a typo fails naming every preset of the
+  file (`config_file`: the config's __file__) whatever its position.
+  """
+  parts = [p for p in preset.split(",") if p]
+  for part in parts:
+    if part not in choices:
+      listed = ", ".join(map(repr, choices[:-1])) + f" and {choices[-1]!r}"
+      raise ValueError(f"unknown preset {part!r} for configs/{os.path.basename(config_file)}; "
+                       f"combine {listed} with commas")
+  return parts
+
+
 def quick_preset(c: ml_collections.ConfigDict) -> None:
   """The CPU-sized first run every recipe offers: synthetic gems, 32 px, width 16."""
   c.data.name = "synthetic_gems"
@@ -219,35 +229,21 @@ def _check(cond: bool, key: str, msg: str):
     raise ConfigError(f"config.{key}: {msg}")
 
 
-def _get(config, key: str):
-  node = config
-  for part in key.split("."):
-    node = node[part]
-  return node
+_is_int, _is_number = config_checks.is_int, config_checks.is_number
 
-
-def _is_int(v) -> bool:
-  return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_number(v) -> bool:
-  return _is_int(v) or isinstance(v, float)
-
-
-# Every key of base_config(), by kind. Integers: key -> lowest value.
+# Every key base_config() has for all architectures, by kind (each architecture
+# checks its own in its check_config). Integers: key -> lowest value.
 _INTS = {
     "seed": 0, "batch_size": 1, "num_train_steps": 1, "log_every_steps": 1,
     "sample_every_steps": 1, "checkpoint_every_steps": 1,
     "max_to_keep": 1, "num_sample_grid": 1, "max_steps_in_flight": 1,
     "data.num_examples": 1, "data.seed": 0, "model.latent_dim": 1, "model.width": 1,
     "r1_every": 1, "n_critic": 1, "n_generator": 1, "eval.num_samples": 1,
-    "model.blocks_per_stage": 1, "model.attention_res": 0, "model.expansion": 1,
-    "model.group_width": 0, "augment.ada_interval": 1,
+    "augment.ada_interval": 1,
 }
 # Reals: key -> (lowest, highest or None, whether highest itself is excluded).
 _NUMBERS = {
     "checkpoint_every_minutes": (0.0, None, False), "log_every_secs": (0.0, None, False),
-    "model.critic_dropout": (0.0, 1.0, True),
     "model.bn_momentum": (0.0, 1.0, True), "gp_weight": (0.0, None, False),
     "r1_weight": (0.0, None, False), "optimizer.b1": (0.0, 1.0, True),
     "optimizer.b2": (0.0, 1.0, True), "ema.rampup": (0.0, None, False),
@@ -258,8 +254,8 @@ _NUMBERS = {
     "schedule.kimg": (0.0, None, False),  # 0: the run's num_train_kimg
 }
 _POSITIVE = ("optimizer.g_lr", "optimizer.d_lr", "ema.halflife_kimg", "augment.ada_kimg")  # > 0
-_BOOLS = ("share_fakes", "data.random_flip", "data.on_device", "model.generator_final_norm",
-          "model.bias_before_norm", "model.conditional", "ema.enabled")
+_BOOLS = ("share_fakes", "data.random_flip", "data.on_device", "model.conditional",
+          "ema.enabled")
 _STRINGS = ("data.manual_dir", "data.data_dir", "data.split", "augment.policy",
             "augment.ada_ops", "eval.weights", "best_metric")
 _NOTES = {"checkpoint_every_minutes": " (0 disables)", "log_every_secs": " (0 disables)"}
@@ -267,38 +263,26 @@ _CHOICE_NOUNS = {"model.name": "model", "loss": "loss"}
 _CHOICES = {
     "model.name": MODEL_NAMES, "loss": LOSSES, "model.critic_norm": CRITIC_NORMS,
     "latent_dist": LATENT_DISTS, "data.resize": RESIZE_METHODS,
-    "precision": PRECISIONS, "model.conv_impl": CONV_IMPLS, "model.resample": RESAMPLES,
+    "precision": PRECISIONS, "model.conv_impl": CONV_IMPLS,
 }
 
 
 def _check_numbers(c) -> None:
   for key, lowest in _INTS.items():
-    v = _get(c, key)
-    _check(_is_int(v), key, f"must be an integer, got {v!r}")
-    _check(v >= lowest, key, f"must be >= {lowest}{_NOTES.get(key, '')}, got {v}")
+    config_checks.integer(_check, c, key, lowest, _NOTES.get(key, ""))
   for key, (lowest, highest, open_top) in _NUMBERS.items():
-    v = _get(c, key)
-    _check(_is_number(v), key, f"must be a number, got {v!r}")
-    if highest is None:
-      _check(v >= lowest, key, f"must be >= {lowest}{_NOTES.get(key, '')}, got {v}")
-    else:
-      inside = lowest <= v < highest if open_top else lowest <= v <= highest
-      _check(inside, key, f"must be in [{lowest}, {highest}{')' if open_top else ']'}, got {v}")
+    config_checks.number(_check, c, key, lowest, highest, open_top, _NOTES.get(key, ""))
   for key in _POSITIVE:
-    v = _get(c, key)
-    _check(_is_number(v) and v > 0, key, f"must be a number > 0, got {v!r}")
+    config_checks.positive(_check, c, key)
 
 
 def _check_kinds(c) -> None:
   for key in _BOOLS:
-    _check(isinstance(_get(c, key), bool), key, f"must be True or False, got {_get(c, key)!r}")
+    config_checks.boolean(_check, c, key)
   for key in _STRINGS:
-    _check(isinstance(_get(c, key), str), key, f"must be a string, got {_get(c, key)!r}")
+    config_checks.string(_check, c, key)
   for key, choices in _CHOICES.items():
-    v = _get(c, key)
-    noun = _CHOICE_NOUNS.get(key)
-    _check(v in choices, key, f"unknown {noun} {v!r}; choose one of {choices}" if noun
-           else f"{v!r} is not one of {choices}")
+    config_checks.choice(_check, c, key, choices, _CHOICE_NOUNS.get(key, ""))
 
 
 def _check_dataset(c) -> None:
@@ -313,8 +297,8 @@ def _check_dataset(c) -> None:
 def validate(config: ml_collections.ConfigDict, num_devices: int = 1) -> None:
   """Raises ConfigError naming the first key whose value cannot work.
 
-  Every key of base_config() is checked for type and range; keys added for
-  new architectures are checked where they are added.
+  Every key of base_config() is checked for type and range: the shared ones
+  here, each architecture's own by its check_config (gemgan/models/).
   """
   c = config
   _check_kinds(c)
@@ -362,16 +346,16 @@ def _validate_evaluators(c):
 
 
 def _validate_architecture(c):
-  """Cross-key checks of the ResNet/R3GAN/RpGAN keys (ranges are in the tables above)."""
+  """The architecture's own keys (its check_config), then what the losses need of it."""
   m = c.model
-  grouped_ok = m.group_width == 0 or (m.width * m.expansion) % m.group_width == 0
-  _check(m.name != "r3gan" or grouped_ok, "model.group_width", f"{m.group_width} must divide width * expansion = "
-         f"{m.width * m.expansion} (the grouped conv's channels), or be 0 (one group)")
+  arch = models.ARCHITECTURES[m.name]
+  for key in arch.config_defaults():
+    _check(key in m, f"model.{key}", f"missing, and {m.name} reads it: start from "
+           f"config_lib.base_config({m.name!r})")
+  arch.check_config(c, _check)
   _check(not c.share_fakes or c.n_critic == c.n_generator == 1, "share_fakes",
          f"one generator pass serves one critic and one G update: needs n_critic = "
          f"n_generator = 1, got {c.n_critic} and {c.n_generator}")
-  if m.name in models.CONFIG_CHECKS:
-    models.CONFIG_CHECKS[m.name](c, _check)
   _check(c.loss != "rpgan" or c.gp_weight == 0, "gp_weight",
          "WGAN-GP's penalty pulls gradient norms to 1; RpGAN uses R1/R2 (r1_weight, "
          "r2_weight) instead: set gp_weight=0")

@@ -49,7 +49,7 @@ def config_from_meta(saved: dict) -> ml_collections.ConfigDict:
       elif isinstance(value, dict) and isinstance(dst[key], ml_collections.ConfigDict):
         fill(dst[key], value, f"{prefix}{key}.")
 
-  fill(config, config_lib.base_config().to_dict(), "")
+  fill(config, config_lib.base_config(config.model.name).to_dict(), "")
   return config
 
 

@@ -173,6 +173,13 @@ def test_changed_model_config_is_refused(tmp_path, config, state):
     ckpt.check_compatible(bigger)
 
 
+def test_model_keys_the_architecture_no_longer_has_do_not_block_a_resume(tmp_path, state):
+  old = tiny_config(conditional=True, blocks_per_stage=1)  # as runs saved every model's keys
+  ckpt = checkpointing.Checkpointer(tmp_path / "ckpt")
+  ckpt.save(state, old)
+  ckpt.check_compatible(tiny_config(conditional=True))
+
+
 SAVE_STEP_8 = textwrap.dedent("""
     import resource, signal, sys
     from gemgan import checkpointing

@@ -5,24 +5,19 @@ import re
 import ml_collections
 import pytest
 
-from configs import dcgan, hinge_sn, wgan_gp
+from configs import dcgan, hinge_sn, r3gan, resnet, wgan_gp
 from gemgan import config_lib
 from tests.conftest import REPO_ROOT
 
-PRESETS = [(dcgan, p) for p in ("", "seed", "quick")] + \
-          [(wgan_gp, p) for p in ("", "seed", "quick", "ema_diffaug")] + \
+PRESETS = [(dcgan, p) for p in ("", "seed", "quick", "seed,quick")] + \
+          [(wgan_gp, p) for p in ("", "seed", "quick", "ema_diffaug", "seed,quick",
+                                  "quick,ema_diffaug")] + \
           [(hinge_sn, p) for p in ("", "conditional", "recommended", "r1", "quick", "conditional,quick")]
 
 
 @pytest.mark.parametrize("module,preset", PRESETS)
 def test_presets_validate(module, preset):
   config_lib.validate(module.get_config(preset))
-
-
-@pytest.mark.parametrize("module", [dcgan, wgan_gp, hinge_sn])
-def test_unknown_preset_is_an_error(module):
-  with pytest.raises(ValueError, match="unknown preset"):
-    module.get_config("fast")
 
 
 @pytest.mark.parametrize("key,value,match", [
@@ -46,6 +41,28 @@ def test_bad_values_name_the_key(key, value, match):
     node = node[p]
   node[leaf] = value
   with pytest.raises(config_lib.ConfigError, match=match):
+    config_lib.validate(c)
+
+
+@pytest.mark.parametrize("module,preset,key,value,match", [
+    (r3gan, "", "model.group_width", 12, r"config.model.group_width: 12 must divide width \* "),
+    (r3gan, "", "model.critic_norm", "spectral", "config.model.critic_norm: R3GAN is norm"),
+    (resnet, "", "model.critic_norm", "batch", "config.model.critic_norm: the ResNet critic"),
+    (resnet, "", "model.resample", "bilinear", "config.model.resample: 'bilinear' is not one"),
+    (wgan_gp, "seed", "model.critic_dropout", 1.0, r"config.model.critic_dropout: .*\[0.0, 1.0\)"),
+])
+def test_architecture_rules_name_the_key(module, preset, key, value, match):
+  c = module.get_config(preset)
+  c.model[key.split(".")[1]] = value
+  with pytest.raises(config_lib.ConfigError, match=match):
+    config_lib.validate(c)
+
+
+def test_a_key_the_architecture_reads_cannot_be_missing():
+  c = wgan_gp.get_config()
+  c.model.name = "resnet"  # without base_config("resnet")'s keys
+  with pytest.raises(config_lib.ConfigError, match=r"config.model.attention_res: missing, and "
+                     r"resnet reads it: start from config_lib.base_config\('resnet'\)"):
     config_lib.validate(c)
 
 
@@ -76,6 +93,13 @@ def leaves(config, prefix=""):
       yield from leaves(value, f"{prefix}{key}.")
     else:
       yield prefix + key, value
+
+
+@pytest.mark.parametrize("name", CONFIG_MODULES)
+def test_unknown_preset_names_the_files_presets(name):
+  with pytest.raises(ValueError, match=rf"unknown preset 'fast' for configs/{name}\.py") as e:
+    CONFIG_MODULES[name].get_config("quick,fast")
+  assert all(repr(p) in str(e.value) for p in preset_names(CONFIG_MODULES[name]) if p)
 
 
 def test_every_config_file_lists_its_presets():

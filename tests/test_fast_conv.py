@@ -159,8 +159,8 @@ def _random_variables(module, x):
 
 
 def _pair(name, conv_impl):
-  c = config_lib.base_config()
-  c.model.name, c.model.conv_impl, c.model.width, c.data.image_size = name, conv_impl, 4, 16
+  c = config_lib.base_config(name)
+  c.model.conv_impl, c.model.width, c.data.image_size = conv_impl, 4, 16
   c.model.latent_dim = 8
   c.model.critic_norm = "batch" if name == "dcgan" else "none"
   return models.build_models(c)

@@ -33,8 +33,8 @@ from experiments.cpu_speed import common
 
 def make_iteration(kind: str, impl: str, batch: int, size: int = 96, width: int = 64):
   """(jitted step, initial state, data) for one model kind and conv impl."""
-  c = config_lib.base_config()
-  c.model.name, c.model.conv_impl, c.data.image_size, c.model.width = kind, impl, size, width
+  c = config_lib.base_config(kind)
+  c.model.conv_impl, c.data.image_size, c.model.width = impl, size, width
   c.model.critic_norm = "batch" if kind == "dcgan" else "none"
   gen, crit = models.build_models(c)
   key = jax.random.PRNGKey(0)

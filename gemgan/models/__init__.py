@@ -1,11 +1,16 @@
 """Generators and critics (Flax linen, NHWC), one module per architecture.
 
-`config.model.name` picks an entry of `ARCHITECTURES`; each entry builds the
-(generator, critic) pair from the config, the number of classes (0:
+`config.model.name` picks an entry of `ARCHITECTURES`. Each entry's module
+builds the (generator, critic) pair from the config, the number of classes (0:
 unconditional) and the convolution classes, which are resolved here once
-(`layers.resolve_convs`), never inside a module. A new architecture is one
-module with a `build(config, num_classes, convs)` and one line below.
+(`layers.resolve_convs`), never inside a module; it also owns the config.model
+keys only it reads: their defaults (merged in by config_lib.base_config(name))
+and their checks (run by config_lib.validate), next to the code that reads them.
+A new architecture is one module with `build`, `config_defaults` and
+`check_config` and one line below.
 """
+from typing import Callable, NamedTuple
+
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -17,16 +22,22 @@ from gemgan.models import r3gan
 from gemgan.models import resnet
 from gemgan.models.layers import class_embedding  # re-exported for sampling
 
+
+class Architecture(NamedTuple):
+  build: Callable  # (config, num_classes, convs) -> (generator, critic)
+  config_defaults: Callable  # () -> ConfigDict: config.model's own keys at their defaults
+  check_config: Callable  # (config, check): check(cond, key, message) raises naming the key
+
+
 ARCHITECTURES = {
-    "dcgan": conv_stack.build_dcgan,
-    "wgan_gp": conv_stack.build_wgan_gp,
-    "resnet": resnet.build,
-    "r3gan": r3gan.build,
-    "fastgan": fastgan.build,
+    "dcgan": Architecture(conv_stack.build_dcgan, conv_stack.dcgan_defaults,
+                          conv_stack.check_dcgan),
+    "wgan_gp": Architecture(conv_stack.build_wgan_gp, conv_stack.wgan_gp_defaults,
+                            conv_stack.check_wgan_gp),
+    "resnet": Architecture(resnet.build, resnet.config_defaults, resnet.check_config),
+    "r3gan": Architecture(r3gan.build, r3gan.config_defaults, r3gan.check_config),
+    "fastgan": Architecture(fastgan.build, fastgan.config_defaults, fastgan.check_config),
 }
-# Architectures with keys of their own: name -> check(config, check_fn), run by
-# config_lib.validate with its key-naming `check`.
-CONFIG_CHECKS = {"fastgan": fastgan.check_config}
 
 
 def build_models(config: ml_collections.ConfigDict, num_classes: int = 0):
@@ -34,7 +45,7 @@ def build_models(config: ml_collections.ConfigDict, num_classes: int = 0):
   dtype = jnp.bfloat16 if config.precision == "bfloat16" else jnp.float32
   convs = layers.resolve_convs(config.model.conv_impl, dtype)
   n = num_classes if config.model.conditional else 0
-  return ARCHITECTURES[config.model.name](config, n, convs)
+  return ARCHITECTURES[config.model.name].build(config, n, convs)
 
 
 def count_params(params) -> int:

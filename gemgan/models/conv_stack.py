@@ -24,7 +24,9 @@ from typing import Any, Callable, Optional
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import ml_collections
 
+from gemgan import config_checks
 from gemgan.models import layers
 
 NUM_UPSAMPLES = 4
@@ -150,3 +152,30 @@ def build_wgan_gp(config, num_classes: int, convs: layers.Convs):
                   skip_first_norm=m.critic_norm == "layer", head="dense",
                   dropout=m.critic_dropout, num_classes=num_classes, dtype=dt)
   return generator, critic
+
+
+def dcgan_defaults() -> ml_collections.ConfigDict:
+  """config.model's DCGAN keys (on top of config_lib's shared ones)."""
+  return ml_collections.ConfigDict(dict(
+      critic_dropout=0.0,  # the notebooks' critics: dropout after each conv (0: none)
+      generator_final_norm=False,  # the notebook's WGAN-GP: BatchNorm before G's tanh
+  ))
+
+
+def wgan_gp_defaults() -> ml_collections.ConfigDict:
+  """config.model's WGAN-GP keys: DCGAN's and where G's conv biases go."""
+  c = dcgan_defaults()
+  c.bias_before_norm = False  # the notebook's WGAN-GP G: conv biases before BN (zero gradient)
+  return c
+
+
+def check_dcgan(config, check) -> None:
+  """Types and ranges of dcgan_defaults(); `check(cond, key, message)` raises naming the key."""
+  config_checks.number(check, config, "model.critic_dropout", 0.0, 1.0, open_top=True)
+  config_checks.boolean(check, config, "model.generator_final_norm")
+
+
+def check_wgan_gp(config, check) -> None:
+  """Types of wgan_gp_defaults()."""
+  check_dcgan(config, check)
+  config_checks.boolean(check, config, "model.bias_before_norm")

@@ -41,8 +41,10 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 
+from gemgan import config_checks
 from gemgan.models import layers
 
 ModuleDef = Any
@@ -260,9 +262,19 @@ def build(config, num_classes: int, convs: layers.Convs):
   return generator, critic
 
 
+def config_defaults() -> ml_collections.ConfigDict:
+  """config.model's FastGAN keys (on top of config_lib's shared ones)."""
+  return ml_collections.ConfigDict(dict(
+      sle_ratio=8,  # gate each map from the one 8x smaller (see the module's docstring)
+      recon_weight=1.0,  # the critic's L1 reconstruction loss, the authors' weight (0: off)
+      resample="nearest",  # or "lowpass": [1,2,1]-filtered up and down in both networks
+  ))
+
+
 def check_config(config, check) -> None:
-  """FastGAN's own keys; `check(cond, key, message)` raises naming the key."""
+  """FastGAN's keys and what it cannot train with; `check(cond, key, message)` names the key."""
   m = config.model
+  config_checks.choice(check, config, "model.resample", layers.RESAMPLES)
   check(config.data.image_size in SIZES, "data.image_size",
         f"FastGAN makes {SIZES} px (a 4x4 or 6x6 start and an 8x8 / 12x12 last critic map), "
         f"not {config.data.image_size}")

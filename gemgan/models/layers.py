@@ -155,6 +155,11 @@ def num_resamplings(image_size: int) -> tuple[int, int]:
   return start, n
 
 
+# config.model.resample of the ResNet and FastGAN: nearest-up / pooled-down, or
+# lowpass_up2 / lowpass_down2 below.
+RESAMPLES = ("nearest", "lowpass")
+
+
 def upsample_nearest(x):
   """x2 nearest-neighbour upsampling of NHWC maps."""
   return jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)

@@ -24,7 +24,9 @@ from typing import Any
 
 import flax.linen as nn
 import jax.numpy as jnp
+import ml_collections
 
+from gemgan import config_checks
 from gemgan.models import layers
 
 ModuleDef = Any
@@ -168,3 +170,27 @@ def build(config, num_classes: int, convs: layers.Convs):
   kw = dict(conv=convs.conv, blocks_per_stage=m.blocks_per_stage, expansion=m.expansion,
             group_width=m.group_width, num_classes=num_classes, dtype=convs.dtype)
   return Generator(m.width, image_size=config.data.image_size, **kw), Critic(m.width, **kw)
+
+
+def config_defaults() -> ml_collections.ConfigDict:
+  """config.model's R3GAN keys (on top of config_lib's shared ones), at R3GAN's values."""
+  return ml_collections.ConfigDict(dict(
+      blocks_per_stage=2,  # R3GAN's configs: two residual blocks per resolution
+      expansion=2,  # channel expansion inside a block (Networks.py)
+      group_width=16,  # channels per group of the grouped 3x3 conv; 0: one group
+  ))
+
+
+def check_config(config, check) -> None:
+  """Types and ranges of config_defaults(); `check(cond, key, message)` raises naming the key."""
+  config_checks.integer(check, config, "model.blocks_per_stage", 1)
+  config_checks.integer(check, config, "model.expansion", 1)
+  config_checks.integer(check, config, "model.group_width", 0)
+  m = config.model
+  check(m.critic_norm == "none", "model.critic_norm",
+        f"R3GAN is normalisation-free (its init keeps the variance): 'none', not "
+        f"{m.critic_norm!r}")
+  channels = m.width * m.expansion
+  check(m.group_width == 0 or channels % m.group_width == 0, "model.group_width",
+        f"{m.group_width} must divide width * expansion = {channels} (the grouped conv's "
+        "channels), or be 0 (one group)")

@@ -21,7 +21,9 @@ from typing import Any, Callable, Optional
 
 import flax.linen as nn
 import jax.numpy as jnp
+import ml_collections
 
+from gemgan import config_checks
 from gemgan.models import layers
 
 ModuleDef = Any
@@ -144,3 +146,24 @@ def build(config, num_classes: int, convs: layers.Convs):
                   m.attention_res, num_classes, dt,
                   down2=layers.lowpass_down2 if lowpass else layers.avg_pool2)
   return generator, critic
+
+
+def config_defaults() -> ml_collections.ConfigDict:
+  """config.model's ResNet keys (on top of config_lib's shared ones)."""
+  return ml_collections.ConfigDict(dict(
+      blocks_per_stage=1,  # SNGAN's CIFAR nets: one residual block per resolution
+      attention_res=0,  # resolution of the SAGAN self-attention block; 0: none
+      # "nearest" (nearest-neighbour up, average-pool down) or "lowpass" ([1,2,1]-
+      # filtered up and down, R3GAN's): less aliasing, fewer checkerboards.
+      resample="nearest",
+  ))
+
+
+def check_config(config, check) -> None:
+  """Types and ranges of config_defaults(); `check(cond, key, message)` raises naming the key."""
+  config_checks.integer(check, config, "model.blocks_per_stage", 1)
+  config_checks.integer(check, config, "model.attention_res", 0)
+  config_checks.choice(check, config, "model.resample", layers.RESAMPLES)
+  norm = config.model.critic_norm
+  check(norm in ("none", "spectral"), "model.critic_norm",
+        f"the ResNet critic has no normalisation layers: 'spectral' or 'none', not {norm!r}")
