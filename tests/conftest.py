@@ -17,6 +17,13 @@ if _OWN_CACHE:
   os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="gemgan-xla-cache-")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+# The tests' networks are tiny, so LLVM optimising each compiled step costs
+# more than running it. Level 0 keeps the maths (no fast-math) but may sum in
+# another order, so compare runs made under the same flags (test_sharding's
+# subprocess sets its own). GEMGAN_TEST_XLA_OPT=1 keeps XLA's default.
+if not os.environ.get("GEMGAN_TEST_XLA_OPT"):
+  os.environ["XLA_FLAGS"] = " ".join(
+      filter(None, [os.environ.get("XLA_FLAGS"), "--xla_backend_optimization_level=0"]))
 
 import pytest  # noqa: E402
 
