@@ -178,13 +178,26 @@ class _Nets:
   augment: Callable
 
   def run_critic(self, d_params, labels, p):
-    """The objectives' `run_critic`: the critic at `d_params` on augmented images."""
-    def run(x, d_state, key, **kwargs):
-      aug_key, drop_key = jax.random.split(key)
-      out, new = self.critic.apply({"params": d_params, **d_state}, self.augment(x, aug_key, p),
-                                   labels, train=True, mutable=list(d_state),
-                                   rngs={"dropout": drop_key}, **kwargs)
+    """The objectives' `run_critic`: the critic at `d_params` on augmented images.
+
+    Given a tuple of batches `x` and one key each (objectives.fused_scores):
+    each batch augmented with its key exactly as in a pass of its own, then
+    one critic pass over their concatenation, the scores split into a tuple.
+    """
+    def apply(x, d_state, drop_key, batch_labels, **kwargs):
+      out, new = self.critic.apply({"params": d_params, **d_state}, x, batch_labels, train=True,
+                                   mutable=list(d_state), rngs={"dropout": drop_key}, **kwargs)
       return out, {**d_state, **new}
+
+    def run(x, d_state, key, **kwargs):
+      if isinstance(x, tuple):
+        keys = [jax.random.split(k) for k in key]
+        images = jnp.concatenate([self.augment(v, k[0], p) for v, k in zip(x, keys)])
+        out, d_state = apply(images, d_state, keys[0][1], jnp.concatenate([labels] * len(x)),
+                             **kwargs)
+        return tuple(jnp.split(out, len(x))), d_state
+      aug_key, drop_key = jax.random.split(key)
+      return apply(self.augment(x, aug_key, p), d_state, drop_key, labels, **kwargs)
     return run
 
   def generate(self, g: NetState, g_params, z, labels):
@@ -267,7 +280,11 @@ def make_train_step(config: ml_collections.ConfigDict, generator: nn.Module,
   one critic update (as in the WGAN-GP paper); then the generator updates
   `n_generator` times. The critic updates run in a `lax.scan`;
   `unroll_critic` unrolls it (same results; for XLA's cost analysis, which
-  counts a loop body once).
+  counts a loop body once). Opt-in forms of the same iteration, fewer and
+  larger ops for small nets on a CPU: `config.fused_critic` scores real and
+  fake in one critic pass (objectives.fused_scores), `config.share_fakes`
+  (n_critic 1) reuses the critic's G pass for the G update
+  (`shared_fakes_iteration`).
   """
   nets = _Nets(config, generator, critic, *make_optimizers(config), augment_fn(config))
 

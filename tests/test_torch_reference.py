@@ -13,6 +13,7 @@ from configs import wgan_gp as wgan_config
 from gemgan import losses
 from gemgan import models
 from gemgan import steps
+from tests.tiny import converged_spectral_state
 
 torch = pytest.importorskip("torch", reason="torch not installed (pip install -r "
                             "requirements-metrics.txt); the torch yardstick is skipped")
@@ -75,22 +76,6 @@ def test_torch_losses_equal_gemgan_on_the_same_weights(module, norm):
   np.testing.assert_allclose([float(d_loss.detach()), float(g_loss.detach())], np.array(want), atol=1e-4, rtol=1e-4)
 
 
-def _converged_u(params, state):
-  """Critic state whose every spectral-norm u is its kernel's top right singular vector."""
-  def walk(stats, p):
-    out = {}
-    for key, value in stats.items():
-      if key.endswith("/kernel/u"):
-        kernel = np.asarray(p[key.split("/")[0]]["kernel"])
-        value = np.linalg.svd(kernel.reshape(-1, kernel.shape[-1]))[2][:1]
-      elif isinstance(value, dict):
-        value = walk(value, p.get(key, p) if not key.startswith(("MaybeSpectral", "Spectral"))
-                     else p)
-      out[key] = value
-    return out
-  return {**state, "batch_stats": walk(state["batch_stats"], params)}
-
-
 def test_torch_resnet_equals_gemgan_with_spectral_norm():
   # One training-mode forward of each network from the loaded weights,
   # BatchNorm batch statistics and spectral norm's u: the same outputs.
@@ -100,7 +85,8 @@ def test_torch_resnet_equals_gemgan_with_spectral_norm():
   # Converged power iterations (u = the top singular vector, from an SVD):
   # flax and torch order their one iteration a forward differently.
   state = state.replace(critic=state.critic.replace(
-      state=_converged_u(state.critic.params, jax.device_get(state.critic.state))))
+      state=converged_spectral_state(state.critic.params,
+                                     jax.device_get(state.critic.state))))
   rng = np.random.RandomState(1)
   z = rng.randn(4, c.model.latent_dim).astype(np.float32)
   real = rng.uniform(-1, 1, (4, 32, 32, 3)).astype(np.float32)
