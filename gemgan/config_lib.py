@@ -118,6 +118,9 @@ def _objective_defaults(c: ml_collections.ConfigDict) -> None:
   # update instead of two. Refused where the fused pass would be another
   # function (BatchNorm or dropout in D, R1 every step, R2, FastGAN).
   c.fused_critic = False
+  # n_critic > 1 only: the n_critic fake batches of an iteration from one
+  # (vmapped) generator pass, same latents as the one-pass-per-update loop.
+  c.batched_fakes = False
   c.latent_dist = "normal"
   c.num_train_steps = (c.get_ref("num_train_kimg") * 1000
                        // (c.get_ref("batch_size") * c.get_ref("n_critic"))).to_int()
@@ -259,8 +262,8 @@ _NUMBERS = {
     "schedule.kimg": (0.0, None, False),  # 0: the run's num_train_kimg
 }
 _POSITIVE = ("optimizer.g_lr", "optimizer.d_lr", "ema.halflife_kimg", "augment.ada_kimg")  # > 0
-_BOOLS = ("share_fakes", "fused_critic", "data.random_flip", "data.on_device", "model.conditional",
-          "ema.enabled")
+_BOOLS = ("share_fakes", "fused_critic", "batched_fakes", "data.random_flip", "data.on_device",
+          "model.conditional", "ema.enabled")
 _STRINGS = ("data.manual_dir", "data.data_dir", "data.split", "augment.policy",
             "augment.ada_ops", "eval.weights", "best_metric")
 _NOTES = {"checkpoint_every_minutes": " (0 disables)", "log_every_secs": " (0 disables)"}
@@ -365,7 +368,7 @@ def _validate_architecture(c):
 
 
 def _validate_step_variants(c):
-  """share_fakes and fused_critic: only where the iteration stays the same.
+  """share_fakes, batched_fakes and fused_critic: only where the iteration stays the same.
 
   fused_critic runs the critic once on concat(real, fake)
   (objectives.critic_objective); that is the two passes' function only if
@@ -376,6 +379,9 @@ def _validate_step_variants(c):
   _check(not c.share_fakes or c.n_critic == c.n_generator == 1, "share_fakes",
          f"one generator pass serves one critic and one G update: needs n_critic = "
          f"n_generator = 1, got {c.n_critic} and {c.n_generator}")
+  _check(not c.batched_fakes or c.n_critic > 1, "batched_fakes",
+         "makes the fakes of the n_critic critic updates in one generator pass: needs "
+         f"n_critic > 1, got {c.n_critic} (with 1, share_fakes saves a G pass instead)")
   if not c.fused_critic:
     return
   _check(c.model.critic_norm != "batch", "fused_critic",

@@ -81,10 +81,17 @@ def test_fused_critic_is_refused_where_one_pass_is_another_function(module, pres
     config_lib.validate(c)
 
 
-def test_fused_critic_validates_where_it_keeps_the_iteration():
-  for module, preset in ((resnet, "laptop"), (hinge_sn, "r1"), (wgan_gp, "")):  # lazy R1, GP
+def test_step_variants_validate_where_they_keep_the_iteration():
+  c = resnet.get_config("laptop")
+  c.fused_critic = c.batched_fakes = True
+  config_lib.validate(c)
+  for module, preset in ((hinge_sn, "r1"), (wgan_gp, ""), (resnet, "")):  # lazy R1, WGAN-GP
     c = module.get_config(preset)
     c.fused_critic = True
+    config_lib.validate(c)
+  c = resnet.get_config("laptop")
+  c.batched_fakes, c.n_critic = True, 1
+  with pytest.raises(config_lib.ConfigError, match=r"^config\.batched_fakes: .*n_critic > 1"):
     config_lib.validate(c)
 
 

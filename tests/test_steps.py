@@ -279,3 +279,28 @@ def test_fused_critic_with_spectral_norm_runs_one_power_iteration():
   _assert_trees_close((aux["real_out"], aux["fake_out"]), (aux2["real_out"], aux2["fake_out"]),
                       1e-5, 1e-5)
   _assert_trees_close(grads, grads2, rtol=1e-4, atol=1e-5)
+
+
+def test_batched_fakes_and_fused_critic_step_equals_the_base_step():
+  """The whole iteration (n_critic 3, conditional BatchNorm in G, DiffAugment,
+  EMA, no spectral norm: where fused_critic is the same function): the fakes
+  made up front in one vmapped G pass are the loop's (same latents), and one
+  critic pass scores both halves, so the step equals the base step up to
+  float reassociation.
+
+  G's conv biases before BatchNorm have zero gradient in exact arithmetic, and
+  Adam scales their float noise up to a full step: G's update is compared by
+  its loss and gradient norm, everything else leaf by leaf."""
+  c = tiny(resnet_config, "conditional", n_critic=3)
+  c.model.critic_norm = "none"
+  g, d = models.build_models(c, num_classes=3)
+  state = steps.create_train_state(c, g, d)
+  batch = real_batch(c)
+  batch["label"] = jnp.arange(c.n_critic * c.batch_size).reshape(c.n_critic, -1) % 3
+  other = c.copy_and_resolve_references()
+  other.batched_fakes = other.fused_critic = True
+  (want, want_m), (got, got_m) = [jax.jit(steps.make_train_step(config, g, d))(state, batch)
+                                  for config in (c, other)]
+  _assert_trees_close((got.critic, got.augment, got_m), (want.critic, want.augment, want_m),
+                      rtol=1e-5, atol=1e-6)
+  assert got_m["g_grad_norm"] > 0 and int(got.step) == 1
