@@ -116,3 +116,43 @@ def test_vs_torch_reports_every_number():
   assert all(v > 0 for v in r["matmul_peak_gflops"].values())
   assert r["flops_per_iteration"] > 0 and r["cpu_model"] and isinstance(r["cpu_flags"], list)
   assert "rounds" in benchmark.format_comparison(r)
+
+
+def test_torch_fused_critic_and_batched_fakes_compute_the_plain_forms():
+  """The reference's step variants (as gemgan's): one G pass over three latent
+  batches whose BatchNorm keeps each batch's statistics gives the three passes'
+  fakes, and one critic pass over cat(real, fake) the two passes' loss (no
+  spectral norm); a whole iteration with both and DiffAugment runs."""
+  c = small(resnet_config, n_critic=2, critic_norm="none")
+  it = torch_reference.TorchIteration(c)
+  rng = np.random.RandomState(0)
+  real = it.prepare(rng.uniform(-1, 1, (4, 32, 32, 3)).astype(np.float32))
+  zs = [torch.from_numpy(rng.randn(4, c.model.latent_dim).astype(np.float32)) for _ in range(3)]
+  alpha = torch.rand(4)
+  plain = it.fakes(zs)
+  want = it.critic_loss(real, None, alpha, fake=plain[1])[0]
+  c.fused_critic = c.batched_fakes = True  # `it` reads its config at each call
+  batched = it.fakes(zs)
+  for a, b in zip(batched, plain):
+    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-5)
+  got = it.critic_loss(real, None, alpha, fake=batched[1])[0]
+  np.testing.assert_allclose(float(got.detach()), float(want.detach()), rtol=1e-5, atol=1e-6)
+  c.augment.policy = "color,translation,cutout"
+  it = torch_reference.TorchIteration(c)
+  assert np.isfinite(it.step([real, real]))
+
+
+def test_torch_translation_and_cutout_are_gemgan_s_ops():
+  """A shift of at most H/8 x W/8 with zero fill; an H/2 x W/2 square, clipped, zeroed."""
+  gen = torch.Generator().manual_seed(0)
+  x = torch.from_numpy(np.random.RandomState(0).uniform(1, 2, (8, 3, 16, 16)).astype(np.float32))
+  shifted = torch_reference._translation(x, gen).numpy()  # pylint: disable=protected-access
+  padded = np.pad(x.numpy(), ((0, 0), (0, 0), (2, 2), (2, 2)))
+  for img, out in zip(padded, shifted):
+    windows = [img[:, 2 + dh:18 + dh, 2 + dw:18 + dw] for dh in range(-2, 3) for dw in range(-2, 3)]
+    assert any(np.array_equal(out, w) for w in windows)
+  cut = torch_reference._cutout(x, gen).numpy() == 0  # pylint: disable=protected-access
+  for mask in cut[:, 0]:
+    rows, cols = np.nonzero(mask.any(1))[0], np.nonzero(mask.any(0))[0]
+    assert mask.sum() == len(rows) * len(cols) and 0 < len(rows) <= 8 and 0 < len(cols) <= 8
+    assert mask[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1].all()
