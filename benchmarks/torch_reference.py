@@ -15,9 +15,13 @@ Supported: the notebook's two families as the configs define them
 normalisation) and the ResNet family (gemgan/models/resnet.py, with or
 without spectral norm: torch's `parametrizations.spectral_norm`, one power
 iteration a training forward as flax's), with the generator's EMA when the
-config has it; unconditional, no augmentation, no attention. torch is
-optional (requirements-metrics.txt); it is imported only when this module is
-used.
+config has it; unconditional, no attention; DiffAugment (`diff_augment`, the
+ops of gemgan/augment.py) but not ADA. The step variants of gemgan/steps.py
+are mirrored, so that a ratio compares the same algorithm: `fused_critic`
+(one critic pass over cat(real, fake), as BigGAN-PyTorch's G_D) and
+`batched_fakes` (the n_critic fake batches from one G pass, BatchNorm
+statistics per batch: `_GroupedBatchNorm`). torch is optional
+(requirements-metrics.txt); it is imported only when this module is used.
 
 Layouts: torch runs NCHW tensors; `memory_format="channels_last"` stores them
 NHWC (oneDNN's preferred layout on CPU). 'SAME' convolutions have asymmetric
@@ -29,6 +33,7 @@ import functools
 
 import numpy as np
 
+from gemgan import augment
 from gemgan import ema as ema_lib
 from gemgan.models import layers as model_layers
 
@@ -84,11 +89,11 @@ def _check_config(config):
                      f"is not one of {SUPPORTED}")
   extras = ("conditional", "critic_dropout", "generator_final_norm", "bias_before_norm",
             "attention_res")  # the last four: keys of some architectures only
-  if (any(m.get(key) for key in extras) or config.augment.policy or config.augment.ada_ops
-      or config.r1_weight or config.r2_weight or config.n_generator != 1):
+  if (any(m.get(key) for key in extras) or config.augment.ada_ops
+      or config.r1_weight or config.r2_weight or config.n_generator != 1 or config.share_fakes):
     raise ValueError("torch reference: only unconditional networks without dropout, attention, "
-                     "augmentation (--config.augment.policy='' --config.augment.ada_ops=''), "
-                     "R1/R2 or extra G steps are supported")
+                     "ADA (--config.augment.ada_ops=''), R1/R2, extra G steps or share_fakes "
+                     "are supported")
   if config.loss not in ("wasserstein", "nonsaturating", "hinge"):
     raise ValueError(f"torch reference: loss {config.loss!r} is not wasserstein, "
                      "nonsaturating or hinge")
@@ -195,7 +200,33 @@ def _resnet_blocks():
 
 def _batch_norm(channels):
   """Flax BatchNorm (momentum 0.8 keeps 80 % of the old statistics) in torch's convention."""
-  return _torch().nn.BatchNorm2d(channels, eps=1e-5, momentum=0.2)
+  return _grouped_batch_norm_class()(channels, eps=1e-5, momentum=0.2)
+
+
+@functools.lru_cache(maxsize=None)
+def _grouped_batch_norm_class():
+  """`_GroupedBatchNorm` (built lazily: torch is optional)."""
+  torch = _torch()
+
+  class _GroupedBatchNorm(torch.nn.BatchNorm2d):
+    """BatchNorm2d that, with `groups` = n > 1 (training), normalises each of n
+    equal consecutive sub-batches by its own statistics: one pass over
+    n_critic batches computing what n passes would (gemgan's vmapped G,
+    `batched_fakes`). Running statistics are left alone there, as gemgan drops
+    the state of the critic's G passes."""
+    groups = 1
+
+    def forward(self, x):
+      if self.groups == 1 or not self.training:
+        return super().forward(x)
+      n, c, h, w = x.shape
+      v = x.permute(0, 2, 3, 1).reshape(self.groups, -1, c)  # a view if channels_last
+      var, mean = torch.var_mean(v, dim=1, keepdim=True, correction=0)
+      scale = self.weight * torch.rsqrt(var + self.eps)
+      out = torch.addcmul(self.bias - mean * scale, v, scale)  # one pass, as BatchNorm's
+      return out.reshape(n, h, w, c).permute(0, 3, 1, 2)
+
+  return _GroupedBatchNorm
 
 
 def build_generator(config):
@@ -358,6 +389,7 @@ class TorchIteration:
     self.ema = [p.detach().clone() for p in self.g.parameters()] if config.ema.enabled else None
     self.ema_weight = 1 - float(ema_lib.ema_decay(config.ema.halflife_kimg, config.batch_size,
                                                   images_seen=0.0, rampup=0.0))
+    self.ops = augment.parse_policy(config.augment.policy)
 
   def _autocast(self):
     return _torch().autocast("cpu", dtype=_torch().bfloat16, enabled=self.bf16)
@@ -367,13 +399,48 @@ class TorchIteration:
     x = _torch().from_numpy(np.asarray(images, np.float32)).permute(0, 3, 1, 2)
     return x.contiguous(memory_format=self.memory_format)
 
-  def critic_loss(self, real, z, alpha):
-    """The critic's objective (loss + gp_weight * penalty), its parts, for one batch."""
-    torch, c = _torch(), self.config
+  def augment(self, x):
+    """DiffAugment of the config's policy (identity without one), in this layout."""
+    if not self.ops:
+      return x
+    return diff_augment(x, self.ops, self._gen).contiguous(memory_format=self.memory_format)
+
+  def fakes(self, zs):
+    """G(z) for each latent batch of `zs`, training mode, no gradients: a pass
+    each, or with `batched_fakes` one pass over all of them whose BatchNorm
+    normalises each batch by its own statistics (as gemgan's vmapped G)."""
+    torch = _torch()
+    layout = self.memory_format
     with torch.no_grad(), self._autocast():
-      fake = self.g_fn(z).float().contiguous(memory_format=self.memory_format)
+      if not self.config.batched_fakes:
+        return [self.g_fn(z).float().contiguous(memory_format=layout) for z in zs]
+      norms = [m for m in self.g.modules() if isinstance(m, _grouped_batch_norm_class())]
+      for m in norms:
+        m.groups = len(zs)
+      try:
+        out = self.g_fn(torch.cat(zs)).float().contiguous(memory_format=layout)
+      finally:
+        for m in norms:
+          m.groups = 1
+    return list(out.split(zs[0].shape[0]))
+
+  def critic_scores(self, real, fake):
+    """D(real), D(fake) of the augmented images: two passes, or with
+    `fused_critic` one over their concatenation (BigGAN-PyTorch's G_D)."""
+    torch = _torch()
+    real, fake = self.augment(real), self.augment(fake)
     with self._autocast():
-      real_out, fake_out = self.d_fn(real).float()[:, 0], self.d_fn(fake).float()[:, 0]
+      if not self.config.fused_critic:
+        return self.d_fn(real).float()[:, 0], self.d_fn(fake).float()[:, 0]
+      both = torch.cat([real, fake]).contiguous(memory_format=self.memory_format)
+      return self.d_fn(both).float()[:, 0].split(real.shape[0])
+
+  def critic_loss(self, real, z, alpha, fake=None):
+    """The critic's objective (loss + gp_weight * penalty), its parts, for one batch;
+    the fakes G(z) unless given."""
+    torch, c = _torch(), self.config
+    fake = self.fakes([z])[0] if fake is None else fake
+    real_out, fake_out = self.critic_scores(real, fake)
     if c.loss == "nonsaturating":
       loss = torch.nn.functional.softplus(-real_out).mean() + \
           torch.nn.functional.softplus(fake_out).mean()
@@ -386,7 +453,7 @@ class TorchIteration:
       a = alpha.reshape(-1, 1, 1, 1)
       x_hat = (a * real + (1 - a) * fake).requires_grad_(True)
       with self._autocast():
-        out = self.d_fn(x_hat).float()
+        out = self.d_fn(self.augment(x_hat)).float()
       grads, = torch.autograd.grad(out.sum(), x_hat, create_graph=True)
       sq = grads.float().reshape(grads.shape[0], -1).square().sum(1)
       gp = ((sq.clamp_min(1e-12).sqrt() - 1) ** 2).mean()
@@ -399,7 +466,8 @@ class TorchIteration:
     self.d.requires_grad_(False)
     try:
       with self._autocast():
-        out = self.d_fn(self.g_fn(z).contiguous(memory_format=self.memory_format)).float()[:, 0]
+        fake = self.g_fn(z).contiguous(memory_format=self.memory_format)
+        out = self.d_fn(self.augment(fake)).float()[:, 0]
     finally:
       self.d.requires_grad_(True)
     if self.config.loss == "nonsaturating":
@@ -412,13 +480,17 @@ class TorchIteration:
   def step(self, reals):
     """One iteration on `reals`: n_critic prepared batches [B, 3, H, W]."""
     torch = _torch()
-    for real in reals:
-      b = real.shape[0]
-      loss, _ = self.critic_loss(real, self._latent(b), torch.rand(b, generator=self._gen))
+    b = reals[0].shape[0]
+    fakes = [None] * len(reals)
+    if self.config.batched_fakes:
+      fakes = self.fakes([self._latent(b) for _ in reals])
+    for real, fake in zip(reals, fakes):
+      z = self._latent(b) if fake is None else None
+      loss, _ = self.critic_loss(real, z, torch.rand(b, generator=self._gen), fake=fake)
       self.d_opt.zero_grad(set_to_none=True)
       loss.backward()
       self.d_opt.step()
-    g_loss = self.generator_loss(self._latent(reals[0].shape[0]))
+    g_loss = self.generator_loss(self._latent(b))
     self.g_opt.zero_grad(set_to_none=True)
     g_loss.backward()
     self.g_opt.step()
@@ -426,6 +498,59 @@ class TorchIteration:
       with torch.no_grad():
         torch._foreach_lerp_(self.ema, list(self.g.parameters()), self.ema_weight)  # pylint: disable=protected-access
     return float(g_loss.detach())
+
+
+def diff_augment(x, ops, generator):
+  """gemgan.augment.diff_augment's ops (DiffAugment, Zhao et al. 2020) on NCHW
+  images in torch, per sample, at strength 1, drawing from `generator`."""
+  for op in ops:
+    x = _AUGMENT_OPS[op](x, generator)
+  return x
+
+
+def _uniform(x, generator, low, high):
+  """U(low, high) per sample, [B, 1, 1, 1] in x's dtype."""
+  u = _torch().rand(x.shape[0], 1, 1, 1, generator=generator)
+  return (u * (high - low) + low).to(x.dtype)
+
+
+def _color(x, generator):
+  """Brightness, saturation and contrast, as gemgan.augment._color."""
+  x = x + _uniform(x, generator, -0.5, 0.5)
+  x = x + _uniform(x, generator, -1.0, 1.0) * (x - x.mean(dim=1, keepdim=True))
+  return x + _uniform(x, generator, -0.5, 0.5) * (x - x.mean(dim=(1, 2, 3), keepdim=True))
+
+
+def _translation(x, generator):
+  """Integer shift in [-H/8, H/8] x [-W/8, W/8] per sample, zero fill: a gather
+  of per-sample windows of the padded images (gemgan.augment._translation)."""
+  torch = _torch()
+  b, _, h, w = x.shape
+  max_h, max_w = int(h * augment.TRANSLATION_RATIO), int(w * augment.TRANSLATION_RATIO)
+  dh = torch.randint(-max_h, max_h + 1, (b, 1), generator=generator)
+  dw = torch.randint(-max_w, max_w + 1, (b, 1), generator=generator)
+  padded = torch.nn.functional.pad(x, (max_w, max_w, max_h, max_h))
+  rows, cols = torch.arange(h) + max_h + dh, torch.arange(w) + max_w + dw  # [B, H], [B, W]
+  index = torch.arange(b)[:, None, None]
+  # Advanced indices around a slice: the result is [B, H, W, C].
+  return padded[index, :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+
+
+def _cutout(x, generator):
+  """An (H/2) x (W/2) square at a random centre, clipped, set to zero (gemgan's)."""
+  torch = _torch()
+  b, _, h, w = x.shape
+  size_h, size_w = int(h * augment.CUTOUT_RATIO), int(w * augment.CUTOUT_RATIO)
+  centre_h = torch.randint(0, h + 1 - size_h % 2, (b, 1), generator=generator)
+  centre_w = torch.randint(0, w + 1 - size_w % 2, (b, 1), generator=generator)
+  rows, cols = torch.arange(h)[None], torch.arange(w)[None]
+  in_h = (rows >= centre_h - size_h // 2) & (rows < centre_h - size_h // 2 + size_h)
+  in_w = (cols >= centre_w - size_w // 2) & (cols < centre_w - size_w // 2 + size_w)
+  keep = ~(in_h[:, :, None] & in_w[:, None, :])
+  return x * keep[:, None].to(x.dtype)
+
+
+_AUGMENT_OPS = {"color": _color, "translation": _translation, "cutout": _cutout}
 
 
 def matmul_peak_flops(n: int = 4096, dtype: str = "float32", repeats: int = 3) -> float:

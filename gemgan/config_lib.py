@@ -113,6 +113,14 @@ def _objective_defaults(c: ml_collections.ConfigDict) -> None:
   # updates, the G update backpropagating the critic through that pass's VJP
   # (FastGAN's official loop; one G forward per iteration instead of two).
   c.share_fakes = False
+  # One critic pass over concat(real, fake) instead of one pass each
+  # (BigGAN-PyTorch's G_D); with spectral norm one power iteration per critic
+  # update instead of two. Refused where the fused pass would be another
+  # function (BatchNorm or dropout in D, R1 every step, R2, FastGAN).
+  c.fused_critic = False
+  # n_critic > 1 only: the n_critic fake batches of an iteration from one
+  # (vmapped) generator pass, same latents as the one-pass-per-update loop.
+  c.batched_fakes = False
   c.latent_dist = "normal"
   c.num_train_steps = (c.get_ref("num_train_kimg") * 1000
                        // (c.get_ref("batch_size") * c.get_ref("n_critic"))).to_int()
@@ -254,8 +262,8 @@ _NUMBERS = {
     "schedule.kimg": (0.0, None, False),  # 0: the run's num_train_kimg
 }
 _POSITIVE = ("optimizer.g_lr", "optimizer.d_lr", "ema.halflife_kimg", "augment.ada_kimg")  # > 0
-_BOOLS = ("share_fakes", "data.random_flip", "data.on_device", "model.conditional",
-          "ema.enabled")
+_BOOLS = ("share_fakes", "fused_critic", "batched_fakes", "data.random_flip", "data.on_device",
+          "model.conditional", "ema.enabled")
 _STRINGS = ("data.manual_dir", "data.data_dir", "data.split", "augment.policy",
             "augment.ada_ops", "eval.weights", "best_metric")
 _NOTES = {"checkpoint_every_minutes": " (0 disables)", "log_every_secs": " (0 disables)"}
@@ -353,12 +361,40 @@ def _validate_architecture(c):
     _check(key in m, f"model.{key}", f"missing, and {m.name} reads it: start from "
            f"config_lib.base_config({m.name!r})")
   arch.check_config(c, _check)
-  _check(not c.share_fakes or c.n_critic == c.n_generator == 1, "share_fakes",
-         f"one generator pass serves one critic and one G update: needs n_critic = "
-         f"n_generator = 1, got {c.n_critic} and {c.n_generator}")
+  _validate_step_variants(c)
   _check(c.loss != "rpgan" or c.gp_weight == 0, "gp_weight",
          "WGAN-GP's penalty pulls gradient norms to 1; RpGAN uses R1/R2 (r1_weight, "
          "r2_weight) instead: set gp_weight=0")
+
+
+def _validate_step_variants(c):
+  """share_fakes, batched_fakes and fused_critic: only where the iteration stays the same.
+
+  fused_critic runs the critic once on concat(real, fake)
+  (objectives.critic_objective); that is the two passes' function only if
+  every score depends on its own sample alone and no penalty needs one
+  pass's own input gradient. Architectures refuse what only they know
+  (FastGAN's BatchNorm and reconstruction, the conv stacks' dropout).
+  """
+  _check(not c.share_fakes or c.n_critic == c.n_generator == 1, "share_fakes",
+         f"one generator pass serves one critic and one G update: needs n_critic = "
+         f"n_generator = 1, got {c.n_critic} and {c.n_generator}")
+  _check(not c.batched_fakes or c.n_critic > 1, "batched_fakes",
+         "makes the fakes of the n_critic critic updates in one generator pass: needs "
+         f"n_critic > 1, got {c.n_critic} (with 1, share_fakes saves a G pass instead)")
+  if not c.fused_critic:
+    return
+  _check(c.model.critic_norm != "batch", "fused_critic",
+         "the critic's BatchNorm (model.critic_norm='batch') would take its batch "
+         "statistics over real and fake together, not over each pass: set "
+         "fused_critic=False")
+  _check(not (c.r1_weight > 0 and c.r1_every == 1), "fused_critic",
+         "R1 every critic update (r1_every=1) is the input gradient of the real pass "
+         "itself; one pass over real and fake would differentiate (twice) the fakes too: "
+         "use lazy R1 (r1_every > 1, its own pass) or fused_critic=False")
+  _check(c.r2_weight == 0, "fused_critic",
+         "R2 is the input gradient of the fake pass itself; one pass over real and fake "
+         "would differentiate (twice) the reals too: set fused_critic=False")
 
 
 def _validate_augment_and_schedules(c):

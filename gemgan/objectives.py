@@ -3,7 +3,10 @@
 Held apart from the loop (as StyleGAN2-ADA's training/loss.py) so that a new
 loss or penalty is a change here and in the config, not in `steps.py`.
 `run_critic(x, state, key) -> (scores, new_state)` is the critic at fixed
-parameters with the run's augmentation inside (the key fixes its draw).
+parameters with the run's augmentation inside (the key fixes its draw). Given
+a tuple of batches and a tuple of as many keys, it augments each batch with
+its own key, runs the critic once on their concatenation and returns a tuple
+of scores (`config.fused_critic`).
 """
 from typing import Callable, NamedTuple
 
@@ -41,19 +44,18 @@ def critic_objective(config: ml_collections.ConfigDict, run_critic: Callable, st
   whose state updates are discarded, so they never count as BatchNorm/SN steps.
   With `model.recon_weight` (FastGAN) the real pass also returns the critic's
   reconstruction loss (Liu et al. 2021, Sec. 3.2), added with that weight.
+  With `fused_critic` the loss's two passes are one (`fused_scores`).
   """
   loss_fns = losses.LOSSES[config.loss]
   k_real, k_fake, k_pen, k_alpha = jax.random.split(key, 4)
   lazy_r1 = config.r1_weight > 0 and config.r1_every > 1
   recon_weight = config.model.get("recon_weight", 0.0)
-  if recon_weight:  # FastGAN: the critic also reconstructs the real images
-    (real_out, recon), state = run_critic(real, state, k_real, reconstruct=True)
-    r1 = Zero()
+  if config.fused_critic:
+    real_out, fake_out, state = fused_scores(run_critic, real, fake, state, k_real, k_fake)
+    r1 = r2 = recon = Zero()
   else:
-    recon = Zero()
-    real_out, state, r1 = _scores(run_critic, real, state, k_real,
-                                  config.r1_weight > 0 and not lazy_r1)
-  fake_out, state, r2 = _scores(run_critic, fake, state, k_fake, config.r2_weight > 0)
+    real_out, fake_out, state, r1, r2, recon = _two_passes(config, run_critic, real, fake, state,
+                                                           k_real, k_fake)
   loss = loss_fns.d(real_out, fake_out)
   critic_fn = lambda x: run_critic(x, state, k_pen)[0]
   gp = Zero()
@@ -69,6 +71,40 @@ def critic_objective(config: ml_collections.ConfigDict, run_critic: Callable, st
   loss = loss + recon_weight * recon
   return loss, dict(state=state, real_out=real_out, fake_out=fake_out, gp=gp, r1=r1, r2=r2,
                     recon=recon)
+
+
+def _two_passes(config, run_critic, real, fake, state, k_real, k_fake):
+  """(real scores, fake scores, state, r1, r2, recon): one critic pass each, real first.
+
+  R1 every step and R2 come from these passes' own input gradients; with
+  `model.recon_weight` (FastGAN) the real pass also returns the critic's
+  reconstruction loss (Liu et al. 2021, Sec. 3.2).
+  """
+  r1_here = config.r1_weight > 0 and not config.r1_every > 1  # else lazy: its own pass
+  recon = r1 = Zero()
+  if config.model.get("recon_weight", 0.0):  # FastGAN: the critic also reconstructs the reals
+    (real_out, recon), state = run_critic(real, state, k_real, reconstruct=True)
+  else:
+    real_out, state, r1 = _scores(run_critic, real, state, k_real, r1_here)
+  fake_out, state, r2 = _scores(run_critic, fake, state, k_fake, config.r2_weight > 0)
+  return real_out, fake_out, state, r1, r2, recon
+
+
+def fused_scores(run_critic, real, fake, state, k_real, k_fake):
+  """(real scores, fake scores, state) from one critic pass over concat(real, fake).
+
+  BigGAN-PyTorch's G_D (BigGAN.py: `D(torch.cat([G_z, x], 0))`, then
+  `torch.split`): one pass of 2B images instead of two of B, fewer and larger
+  ops, which is what counts for narrow nets on a CPU. Each half keeps its own
+  augmentation key, so the images the critic sees are the two passes' own.
+  The same function as two passes wherever each score depends on its sample
+  alone (config_lib refuses BatchNorm, dropout, R1 every step, R2 and FastGAN);
+  with spectral norm the power iteration then runs once per critic update
+  instead of twice, and both halves see the sigma of that one iteration
+  (the two-pass form gives the fake pass the sigma of a second one).
+  """
+  (real_out, fake_out), state = run_critic((real, fake), state, (k_real, k_fake))
+  return real_out, fake_out, state
 
 
 def generator_objective(config: ml_collections.ConfigDict, run_critic: Callable, d_state,

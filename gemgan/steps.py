@@ -178,13 +178,26 @@ class _Nets:
   augment: Callable
 
   def run_critic(self, d_params, labels, p):
-    """The objectives' `run_critic`: the critic at `d_params` on augmented images."""
-    def run(x, d_state, key, **kwargs):
-      aug_key, drop_key = jax.random.split(key)
-      out, new = self.critic.apply({"params": d_params, **d_state}, self.augment(x, aug_key, p),
-                                   labels, train=True, mutable=list(d_state),
-                                   rngs={"dropout": drop_key}, **kwargs)
+    """The objectives' `run_critic`: the critic at `d_params` on augmented images.
+
+    Given a tuple of batches `x` and one key each (objectives.fused_scores):
+    each batch augmented with its key exactly as in a pass of its own, then
+    one critic pass over their concatenation, the scores split into a tuple.
+    """
+    def apply(x, d_state, drop_key, batch_labels, **kwargs):
+      out, new = self.critic.apply({"params": d_params, **d_state}, x, batch_labels, train=True,
+                                   mutable=list(d_state), rngs={"dropout": drop_key}, **kwargs)
       return out, {**d_state, **new}
+
+    def run(x, d_state, key, **kwargs):
+      if isinstance(x, tuple):
+        keys = [jax.random.split(k) for k in key]
+        images = jnp.concatenate([self.augment(v, k[0], p) for v, k in zip(x, keys)])
+        out, d_state = apply(images, d_state, keys[0][1], jnp.concatenate([labels] * len(x)),
+                             **kwargs)
+        return tuple(jnp.split(out, len(x))), d_state
+      aug_key, drop_key = jax.random.split(key)
+      return apply(self.augment(x, aug_key, p), d_state, drop_key, labels, **kwargs)
     return run
 
   def generate(self, g: NetState, g_params, z, labels):
@@ -212,6 +225,27 @@ def _critic_update(nets: _Nets, d: NetState, inputs, g: NetState, p, weights, fa
   updates, opt_state = nets.d_tx.update(grads, d.opt_state, d.params)
   d = NetState(optax.apply_updates(d.params, updates), aux["state"], opt_state)
   return d, _critic_metrics(loss, aux, grads)
+
+
+def batched_fakes(nets: _Nets, g: NetState, critic_keys, labels):
+  """The fakes of all n_critic critic updates, [n_critic, B, H, W, 3], in one generator pass.
+
+  `config.batched_fakes`. G does not change during the critic updates, so
+  their fakes can be made up front: the latents from the keys `_critic_update`
+  would draw them from (the same numbers), and G vmapped over the n_critic
+  batches, so that each keeps its own BatchNorm statistics (one batch of
+  n_critic * B would pool them: another function) while XLA runs each conv
+  once over n_critic * B images. G's state updates are dropped, as the loop's.
+  """
+  batch = labels.shape[1]
+  z = jax.vmap(lambda key: nets.latent(jax.random.split(key)[0], batch))(critic_keys)
+  return jax.vmap(lambda z_i, labels_i: nets.generate(g, g.params, z_i, labels_i)[0])(z, labels)
+
+
+def _critic_update_given_fakes(nets: _Nets, d: NetState, inputs, g: NetState, p, weights):
+  """`_critic_update` on (real, labels, key, index, fake): fakes made up front."""
+  *inputs, fake = inputs
+  return _critic_update(nets, d, tuple(inputs), g, p, weights, fake=fake)
 
 
 def _generator_update(nets: _Nets, g: NetState, d: NetState, real, labels, key, p):
@@ -267,7 +301,12 @@ def make_train_step(config: ml_collections.ConfigDict, generator: nn.Module,
   one critic update (as in the WGAN-GP paper); then the generator updates
   `n_generator` times. The critic updates run in a `lax.scan`;
   `unroll_critic` unrolls it (same results; for XLA's cost analysis, which
-  counts a loop body once).
+  counts a loop body once). Opt-in forms of the same iteration, fewer and
+  larger ops for small nets on a CPU: `config.batched_fakes` makes every
+  critic update's fakes up front in one G pass (`batched_fakes`),
+  `config.fused_critic` scores real and fake in one critic pass
+  (objectives.fused_scores), `config.share_fakes` (n_critic 1) reuses the
+  critic's G pass for the G update (`shared_fakes_iteration`).
   """
   nets = _Nets(config, generator, critic, *make_optimizers(config), augment_fn(config))
 
@@ -280,10 +319,14 @@ def make_train_step(config: ml_collections.ConfigDict, generator: nn.Module,
     if config.share_fakes:
       return _shared_step(nets, state, images[0], labels[0], key, p, images_seen)
     critic_keys = jax.random.split(jax.random.fold_in(key, 0), n_critic)
+    inputs, update = (images, labels, critic_keys, jnp.arange(n_critic)), _critic_update
+    if config.batched_fakes:
+      inputs += (batched_fakes(nets, state.generator, critic_keys, labels),)
+      update = _critic_update_given_fakes
     d, d_metrics = jax.lax.scan(
-        functools.partial(_critic_update, nets, g=state.generator, p=p,
+        functools.partial(update, nets, g=state.generator, p=p,
                           weights=_penalty_weights(config, images_seen)),
-        state.critic, (images, labels, critic_keys, jnp.arange(n_critic)), unroll=unroll_critic)
+        state.critic, inputs, unroll=unroll_critic)
     real_scores = d_metrics.pop("real_scores")
     d_metrics = jax.tree_util.tree_map(jnp.mean, d_metrics)
     g = state.generator

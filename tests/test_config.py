@@ -5,7 +5,7 @@ import re
 import ml_collections
 import pytest
 
-from configs import dcgan, hinge_sn, r3gan, resnet, wgan_gp
+from configs import dcgan, fastgan, hinge_sn, r3gan, resnet, wgan_gp
 from gemgan import config_lib
 from tests.conftest import REPO_ROOT
 
@@ -55,6 +55,43 @@ def test_architecture_rules_name_the_key(module, preset, key, value, match):
   c = module.get_config(preset)
   c.model[key.split(".")[1]] = value
   with pytest.raises(config_lib.ConfigError, match=match):
+    config_lib.validate(c)
+
+
+@pytest.mark.parametrize("module,preset,changes,match", [
+    (dcgan, "", {}, "the critic's BatchNorm"),
+    (wgan_gp, "", {"model.critic_dropout": 0.25}, "dropout in the critic"),
+    (hinge_sn, "r1", {"r1_every": 1}, "R1 every critic update"),
+    (r3gan, "", {}, "R1 every critic update"),
+    (resnet, "laptop", {"r2_weight": 1.0}, "R2 is the input gradient of the fake pass"),
+    (fastgan, "laptop64", {}, "BatchNorm inside .*only its real pass reconstructs"),
+])
+def test_fused_critic_is_refused_where_one_pass_is_another_function(module, preset, changes,
+                                                                     match):
+  c = module.get_config(preset)
+  config_lib.validate(c)
+  c.fused_critic = True
+  for key, value in changes.items():
+    *parents, leaf = key.split(".")
+    node = c
+    for p in parents:
+      node = node[p]
+    node[leaf] = value
+  with pytest.raises(config_lib.ConfigError, match=rf"^config\.fused_critic: .*{match}"):
+    config_lib.validate(c)
+
+
+def test_step_variants_validate_where_they_keep_the_iteration():
+  c = resnet.get_config("laptop")
+  c.fused_critic = c.batched_fakes = True
+  config_lib.validate(c)
+  for module, preset in ((hinge_sn, "r1"), (wgan_gp, ""), (resnet, "")):  # lazy R1, WGAN-GP
+    c = module.get_config(preset)
+    c.fused_critic = True
+    config_lib.validate(c)
+  c = resnet.get_config("laptop")
+  c.batched_fakes, c.n_critic = True, 1
+  with pytest.raises(config_lib.ConfigError, match=r"^config\.batched_fakes: .*n_critic > 1"):
     config_lib.validate(c)
 
 

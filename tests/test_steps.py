@@ -9,6 +9,7 @@ from configs import dcgan as dcgan_config
 from configs import wgan_gp as wgan_config
 from gemgan import models
 from gemgan import steps
+from tests.tiny import converged_spectral_state
 from tests.tiny import tiny_config
 
 
@@ -200,3 +201,106 @@ def test_shared_fakes_equal_a_second_generator_pass():
   for a, e in zip(jax.tree_util.tree_leaves((g.params, d.params)),
                   jax.tree_util.tree_leaves((g_params, d_params))):
     np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-6)
+
+
+def _critic_loss_and_grads(c, nets, state, d_state, real, fake, labels, key):
+  """critic_objective's loss, aux and gradients w.r.t. the critic's parameters."""
+  from gemgan import objectives  # pylint: disable=g-import-not-at-top
+
+  def loss_fn(d_params):
+    return objectives.critic_objective(c, nets.run_critic(d_params, labels, state.augment.p),
+                                       d_state, real, fake, key, 0, steps._penalty_weights(c, 0.0))
+  (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.critic.params)
+  return loss, aux, grads
+
+
+def _nets(c, num_classes=0):
+  g, d = models.build_models(c, num_classes)
+  nets = steps._Nets(c, g, d, *steps.make_optimizers(c), steps.augment_fn(c))
+  return nets, steps.create_train_state(c, g, d)
+
+
+def _fused_and_two_pass(c, nets, state, d_state, labels):
+  """critic_objective's (loss, aux, grads) with fused_critic on and off, one jit."""
+  fused = c.copy_and_resolve_references()
+  fused.fused_critic = True
+  real = real_batch(c)["image"][0]
+  fake = jax.random.uniform(jax.random.PRNGKey(3), real.shape, minval=-1.0, maxval=1.0)
+  args = (state, d_state, real, fake, labels, jax.random.PRNGKey(4))
+  return jax.jit(lambda: (_critic_loss_and_grads(fused, nets, *args),
+                          _critic_loss_and_grads(c, nets, *args)))()
+
+
+def _assert_trees_close(a, b, rtol, atol):
+  for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b), strict=True):
+    np.testing.assert_allclose(x, y, rtol=rtol, atol=atol)
+
+
+def test_fused_critic_loss_and_gradients_equal_two_passes():
+  """Without spectral norm one pass over concat(real, fake) is the two passes'
+  function: DiffAugment per half with its own key, labels concatenated alike."""
+  c = tiny(resnet_config, "conditional")  # hinge, DiffAugment, projection head
+  c.model.critic_norm = "none"
+  nets, state = _nets(c, num_classes=3)
+  labels = jnp.arange(c.batch_size, dtype=jnp.int32) % 3
+  (loss, aux, grads), (loss2, aux2, grads2) = _fused_and_two_pass(
+      c, nets, state, state.critic.state, labels)
+  for key in ("real_out", "fake_out"):
+    np.testing.assert_allclose(aux[key], aux2[key], rtol=1e-5, atol=1e-6, err_msg=key)
+  np.testing.assert_allclose(loss, loss2, rtol=1e-5, atol=1e-6)
+  _assert_trees_close(grads, grads2, rtol=1e-4, atol=1e-6)
+
+
+def test_fused_critic_with_spectral_norm_runs_one_power_iteration():
+  """Both halves see the sigma of one power iteration from the stored u, and the
+  state after it (the two-pass form runs a second for the fakes); from a
+  converged u (an SVD's) the loss and gradients equal the two-pass ones."""
+  c = tiny(resnet_config, "conditional")  # SN, hinge, DiffAugment, projection head
+  nets, state = _nets(c, num_classes=3)
+  labels = jnp.arange(c.batch_size, dtype=jnp.int32) % 3
+  real = real_batch(c)["image"][0]
+  fake = -real[::-1]
+  k_real, k_fake = jax.random.PRNGKey(1), jax.random.PRNGKey(2)
+  run = nets.run_critic(state.critic.params, labels, state.augment.p)
+  s0 = state.critic.state
+
+  def passes():
+    fused = run((real, fake), s0, (k_real, k_fake))
+    real_out, s1 = run(real, s0, k_real)
+    return fused, (real_out, run(fake, s0, k_fake)[0]), s1, run(fake, s1, k_fake)[0]
+
+  ((fused_real, fused_fake), fused_state), same_u, s1, second_iteration = jax.jit(passes)()
+  _assert_trees_close((fused_real, fused_fake, fused_state), (*same_u, s1), 1e-5, 1e-6)
+  assert not np.allclose(fused_fake, second_iteration, rtol=1e-4)  # u0 is random: sigma moves
+  converged = converged_spectral_state(state.critic.params, jax.device_get(s0))
+  (loss, aux, grads), (loss2, aux2, grads2) = _fused_and_two_pass(c, nets, state, converged,
+                                                                  labels)
+  np.testing.assert_allclose(loss, loss2, rtol=1e-5, atol=1e-6)
+  _assert_trees_close((aux["real_out"], aux["fake_out"]), (aux2["real_out"], aux2["fake_out"]),
+                      1e-5, 1e-5)
+  _assert_trees_close(grads, grads2, rtol=1e-4, atol=1e-5)
+
+
+def test_batched_fakes_and_fused_critic_step_equals_the_base_step():
+  """The whole iteration (n_critic 3, conditional BatchNorm in G, DiffAugment,
+  EMA, no spectral norm: where fused_critic is the same function): the fakes
+  made up front in one vmapped G pass are the loop's (same latents), and one
+  critic pass scores both halves, so the step equals the base step up to
+  float reassociation.
+
+  G's conv biases before BatchNorm have zero gradient in exact arithmetic, and
+  Adam scales their float noise up to a full step: G's update is compared by
+  its loss and gradient norm, everything else leaf by leaf."""
+  c = tiny(resnet_config, "conditional", n_critic=3)
+  c.model.critic_norm = "none"
+  g, d = models.build_models(c, num_classes=3)
+  state = steps.create_train_state(c, g, d)
+  batch = real_batch(c)
+  batch["label"] = jnp.arange(c.n_critic * c.batch_size).reshape(c.n_critic, -1) % 3
+  other = c.copy_and_resolve_references()
+  other.batched_fakes = other.fused_critic = True
+  (want, want_m), (got, got_m) = [jax.jit(steps.make_train_step(config, g, d))(state, batch)
+                                  for config in (c, other)]
+  _assert_trees_close((got.critic, got.augment, got_m), (want.critic, want.augment, want_m),
+                      rtol=1e-5, atol=1e-6)
+  assert got_m["g_grad_norm"] > 0 and int(got.step) == 1

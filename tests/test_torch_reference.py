@@ -13,6 +13,7 @@ from configs import wgan_gp as wgan_config
 from gemgan import losses
 from gemgan import models
 from gemgan import steps
+from tests.tiny import converged_spectral_state
 
 torch = pytest.importorskip("torch", reason="torch not installed (pip install -r "
                             "requirements-metrics.txt); the torch yardstick is skipped")
@@ -75,22 +76,6 @@ def test_torch_losses_equal_gemgan_on_the_same_weights(module, norm):
   np.testing.assert_allclose([float(d_loss.detach()), float(g_loss.detach())], np.array(want), atol=1e-4, rtol=1e-4)
 
 
-def _converged_u(params, state):
-  """Critic state whose every spectral-norm u is its kernel's top right singular vector."""
-  def walk(stats, p):
-    out = {}
-    for key, value in stats.items():
-      if key.endswith("/kernel/u"):
-        kernel = np.asarray(p[key.split("/")[0]]["kernel"])
-        value = np.linalg.svd(kernel.reshape(-1, kernel.shape[-1]))[2][:1]
-      elif isinstance(value, dict):
-        value = walk(value, p.get(key, p) if not key.startswith(("MaybeSpectral", "Spectral"))
-                     else p)
-      out[key] = value
-    return out
-  return {**state, "batch_stats": walk(state["batch_stats"], params)}
-
-
 def test_torch_resnet_equals_gemgan_with_spectral_norm():
   # One training-mode forward of each network from the loaded weights,
   # BatchNorm batch statistics and spectral norm's u: the same outputs.
@@ -100,7 +85,8 @@ def test_torch_resnet_equals_gemgan_with_spectral_norm():
   # Converged power iterations (u = the top singular vector, from an SVD):
   # flax and torch order their one iteration a forward differently.
   state = state.replace(critic=state.critic.replace(
-      state=_converged_u(state.critic.params, jax.device_get(state.critic.state))))
+      state=converged_spectral_state(state.critic.params,
+                                     jax.device_get(state.critic.state))))
   rng = np.random.RandomState(1)
   z = rng.randn(4, c.model.latent_dim).astype(np.float32)
   real = rng.uniform(-1, 1, (4, 32, 32, 3)).astype(np.float32)
@@ -130,3 +116,43 @@ def test_vs_torch_reports_every_number():
   assert all(v > 0 for v in r["matmul_peak_gflops"].values())
   assert r["flops_per_iteration"] > 0 and r["cpu_model"] and isinstance(r["cpu_flags"], list)
   assert "rounds" in benchmark.format_comparison(r)
+
+
+def test_torch_fused_critic_and_batched_fakes_compute_the_plain_forms():
+  """The reference's step variants (as gemgan's): one G pass over three latent
+  batches whose BatchNorm keeps each batch's statistics gives the three passes'
+  fakes, and one critic pass over cat(real, fake) the two passes' loss (no
+  spectral norm); a whole iteration with both and DiffAugment runs."""
+  c = small(resnet_config, n_critic=2, critic_norm="none")
+  it = torch_reference.TorchIteration(c)
+  rng = np.random.RandomState(0)
+  real = it.prepare(rng.uniform(-1, 1, (4, 32, 32, 3)).astype(np.float32))
+  zs = [torch.from_numpy(rng.randn(4, c.model.latent_dim).astype(np.float32)) for _ in range(3)]
+  alpha = torch.rand(4)
+  plain = it.fakes(zs)
+  want = it.critic_loss(real, None, alpha, fake=plain[1])[0]
+  c.fused_critic = c.batched_fakes = True  # `it` reads its config at each call
+  batched = it.fakes(zs)
+  for a, b in zip(batched, plain):
+    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-5)
+  got = it.critic_loss(real, None, alpha, fake=batched[1])[0]
+  np.testing.assert_allclose(float(got.detach()), float(want.detach()), rtol=1e-5, atol=1e-6)
+  c.augment.policy = "color,translation,cutout"
+  it = torch_reference.TorchIteration(c)
+  assert np.isfinite(it.step([real, real]))
+
+
+def test_torch_translation_and_cutout_are_gemgan_s_ops():
+  """A shift of at most H/8 x W/8 with zero fill; an H/2 x W/2 square, clipped, zeroed."""
+  gen = torch.Generator().manual_seed(0)
+  x = torch.from_numpy(np.random.RandomState(0).uniform(1, 2, (8, 3, 16, 16)).astype(np.float32))
+  shifted = torch_reference._translation(x, gen).numpy()  # pylint: disable=protected-access
+  padded = np.pad(x.numpy(), ((0, 0), (0, 0), (2, 2), (2, 2)))
+  for img, out in zip(padded, shifted):
+    windows = [img[:, 2 + dh:18 + dh, 2 + dw:18 + dw] for dh in range(-2, 3) for dw in range(-2, 3)]
+    assert any(np.array_equal(out, w) for w in windows)
+  cut = torch_reference._cutout(x, gen).numpy() == 0  # pylint: disable=protected-access
+  for mask in cut[:, 0]:
+    rows, cols = np.nonzero(mask.any(1))[0], np.nonzero(mask.any(0))[0]
+    assert mask.sum() == len(rows) * len(cols) and 0 < len(rows) <= 8 and 0 < len(cols) <= 8
+    assert mask[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1].all()

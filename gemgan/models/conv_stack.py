@@ -173,6 +173,9 @@ def check_dcgan(config, check) -> None:
   """Types and ranges of dcgan_defaults(); `check(cond, key, message)` raises naming the key."""
   config_checks.number(check, config, "model.critic_dropout", 0.0, 1.0, open_top=True)
   config_checks.boolean(check, config, "model.generator_final_norm")
+  check(not (config.fused_critic and config.model.critic_dropout), "fused_critic",
+        "dropout in the critic (model.critic_dropout) would draw one mask over real and "
+        "fake from one key, not each pass's own: set fused_critic=False")
 
 
 def check_wgan_gp(config, check) -> None:

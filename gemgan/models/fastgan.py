@@ -287,3 +287,8 @@ def check_config(config, check) -> None:
   check(config.r1_weight == 0 and config.r2_weight == 0 and config.gp_weight == 0, "r1_weight",
         "FastGAN's critic has batch statistics, so per-sample gradient penalties "
         "(gp_weight, r1_weight, r2_weight) are not exact: set them to 0")
+  recon = (", and only its real pass reconstructs the images (model.recon_weight)"
+           if m.recon_weight else "")
+  check(not config.fused_critic, "fused_critic",
+        f"FastGAN's critic has BatchNorm inside (one pass over real and fake would "
+        f"normalise them together){recon}: set fused_critic=False")
