@@ -27,6 +27,7 @@ import argparse
 import glob
 import json
 import os
+import re
 import sys
 
 import matplotlib
@@ -79,17 +80,32 @@ def _cached(path: str, by_evaluate: str, num_samples: int, fid_inf_points: int):
   return None
 
 
+def evaluated_steps(workdir: str, num_samples: int, fid_inf_points: int = 0) -> list[int]:
+  """Steps whose metrics at this N (and K) are cached in the run's eval/.
+
+  A run keeps few checkpoints (max_to_keep), and an evaluated step's
+  checkpoint may be gone since: its cached row still belongs on the curve.
+  """
+  inf = f"_inf{fid_inf_points}" if fid_inf_points else ""
+  pattern = re.compile(rf"step_(\d+)_n{num_samples}{inf}\.json$")
+  names = os.listdir(os.path.join(workdir, "eval")) if os.path.isdir(
+      os.path.join(workdir, "eval")) else []
+  return sorted(int(m.group(1)) for m in map(pattern.match, names) if m)
+
+
 def evaluate_steps(workdir: str, num_samples: int, steps=None,
                    fid_inf_points: int = 0) -> list[dict]:
-  """[{step, kimg, minutes, fid, ...}] for each kept checkpoint (cached per step and N)."""
+  """[{step, kimg, minutes, fid, ...}] for each kept or already evaluated checkpoint."""
   ckpt = checkpointing.Checkpointer(os.path.join(workdir, "checkpoints"), read_only=True)
   try:
-    all_steps = sorted(ckpt.all_steps())
+    all_steps = set(ckpt.all_steps())
   finally:
     ckpt.close()
+  all_steps = sorted(all_steps | set(evaluated_steps(workdir, num_samples, fid_inf_points)))
   missing = sorted(set(steps or ()) - set(all_steps))
   if missing:  # before any evaluation, so that nothing is spent on a typo
-    raise ValueError(f"{workdir}: no checkpoint at step(s) {missing}; kept: {all_steps}")
+    raise ValueError(f"{workdir}: no checkpoint or cached evaluation at step(s) {missing}; "
+                     f"kept or evaluated: {all_steps}")
   steps = [s for s in all_steps if not steps or s in steps]
   config = json.load(open(os.path.join(workdir, "config.json")))
   images_per_step = config["batch_size"] * config["n_critic"]

@@ -481,3 +481,15 @@ def test_fid_curve_merges_a_shorter_run_into_the_earlier_curve_by_kimg():
   assert fid_curve.merge_rows(earlier, new) == [
       {"kimg": 100.0, "fid": 314.4}, {"kimg": 300.0, "fid": 205.0},
       {"kimg": 1000.0, "fid": 120.8}]
+
+
+def test_fid_curve_finds_evaluated_steps_whose_checkpoints_are_gone(tmp_path):
+  fid_curve = _fid_curve_module()
+  (tmp_path / "eval").mkdir()
+  for name in ("step_1250_n1000.json", "step_2500_n1000.json", "step_2500_n5000.json",
+               "step_3750_n1000_inf8.json", "step_5000.json", "notes.txt"):
+    (tmp_path / "eval" / name).write_text("{}")
+  assert fid_curve.evaluated_steps(str(tmp_path), 1000) == [1250, 2500]
+  assert fid_curve.evaluated_steps(str(tmp_path), 1000, 8) == [3750]
+  assert fid_curve.evaluated_steps(str(tmp_path), 5000) == [2500]
+  assert fid_curve.evaluated_steps(str(tmp_path / "no_run"), 1000) == []
