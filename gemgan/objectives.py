@@ -54,8 +54,9 @@ def critic_objective(config: ml_collections.ConfigDict, run_critic: Callable, st
     real_out, fake_out, state = fused_scores(run_critic, real, fake, state, k_real, k_fake)
     r1 = r2 = recon = Zero()
   else:
-    real_out, fake_out, state, r1, r2, recon = _two_passes(config, run_critic, real, fake, state,
-                                                           k_real, k_fake)
+    real_out, fake_out, state, r1, r2, recon = _two_passes(
+        run_critic, real, fake, state, k_real, k_fake, r1=config.r1_weight > 0 and not lazy_r1,
+        r2=config.r2_weight > 0, reconstruct=bool(recon_weight))
   loss = loss_fns.d(real_out, fake_out)
   critic_fn = lambda x: run_critic(x, state, k_pen)[0]
   gp = Zero()
@@ -73,21 +74,21 @@ def critic_objective(config: ml_collections.ConfigDict, run_critic: Callable, st
                     recon=recon)
 
 
-def _two_passes(config, run_critic, real, fake, state, k_real, k_fake):
+def _two_passes(run_critic, real, fake, state, k_real, k_fake, *, r1: bool, r2: bool,
+                reconstruct: bool):
   """(real scores, fake scores, state, r1, r2, recon): one critic pass each, real first.
 
-  R1 every step and R2 come from these passes' own input gradients; with
-  `model.recon_weight` (FastGAN) the real pass also returns the critic's
+  `r1` (every step) and `r2` come from these passes' own input gradients;
+  with `reconstruct` (FastGAN) the real pass also returns the critic's
   reconstruction loss (Liu et al. 2021, Sec. 3.2).
   """
-  r1_here = config.r1_weight > 0 and not config.r1_every > 1  # else lazy: its own pass
-  recon = r1 = Zero()
-  if config.model.get("recon_weight", 0.0):  # FastGAN: the critic also reconstructs the reals
+  recon = r1_penalty = Zero()
+  if reconstruct:
     (real_out, recon), state = run_critic(real, state, k_real, reconstruct=True)
   else:
-    real_out, state, r1 = _scores(run_critic, real, state, k_real, r1_here)
-  fake_out, state, r2 = _scores(run_critic, fake, state, k_fake, config.r2_weight > 0)
-  return real_out, fake_out, state, r1, r2, recon
+    real_out, state, r1_penalty = _scores(run_critic, real, state, k_real, r1)
+  fake_out, state, r2_penalty = _scores(run_critic, fake, state, k_fake, r2)
+  return real_out, fake_out, state, r1_penalty, r2_penalty, recon
 
 
 def fused_scores(run_critic, real, fake, state, k_real, k_fake):

@@ -209,12 +209,18 @@ class _Nets:
     return sample_latent(key, batch, self.config.model.latent_dim, self.config.latent_dist)
 
 
+def _update_fakes(nets: _Nets, g: NetState, key, labels):
+  """A critic update's fakes: G on latents from the first half of the update's key."""
+  k_z = jax.random.split(key)[0]
+  return nets.generate(g, g.params, nets.latent(k_z, labels.shape[0]), labels)[0]
+
+
 def _critic_update(nets: _Nets, d: NetState, inputs, g: NetState, p, weights, fake=None):
   """One critic update on one real batch (a `lax.scan` body); makes its fakes unless given."""
   real, labels, key, index = inputs
-  k_z, k_obj = jax.random.split(key)
+  k_obj = jax.random.split(key)[1]
   if fake is None:
-    fake, _ = nets.generate(g, g.params, nets.latent(k_z, real.shape[0]), labels)
+    fake = _update_fakes(nets, g, key, labels)
   fake = jax.lax.stop_gradient(fake)
 
   def loss_fn(d_params):
@@ -231,15 +237,13 @@ def batched_fakes(nets: _Nets, g: NetState, critic_keys, labels):
   """The fakes of all n_critic critic updates, [n_critic, B, H, W, 3], in one generator pass.
 
   `config.batched_fakes`. G does not change during the critic updates, so
-  their fakes can be made up front: the latents from the keys `_critic_update`
-  would draw them from (the same numbers), and G vmapped over the n_critic
+  their fakes can be made up front (`_update_fakes`, as each update would
+  make them: the same latents), G vmapped over the n_critic
   batches, so that each keeps its own BatchNorm statistics (one batch of
   n_critic * B would pool them: another function) while XLA runs each conv
   once over n_critic * B images. G's state updates are dropped, as the loop's.
   """
-  batch = labels.shape[1]
-  z = jax.vmap(lambda key: nets.latent(jax.random.split(key)[0], batch))(critic_keys)
-  return jax.vmap(lambda z_i, labels_i: nets.generate(g, g.params, z_i, labels_i)[0])(z, labels)
+  return jax.vmap(lambda key, labels_i: _update_fakes(nets, g, key, labels_i))(critic_keys, labels)
 
 
 def _critic_update_given_fakes(nets: _Nets, d: NetState, inputs, g: NetState, p, weights):
