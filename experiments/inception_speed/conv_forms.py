@@ -8,8 +8,13 @@ might run faster on a CPU: im2col (shifted slices concatenated, one dot),
 row-im2col (kw taps concatenated, kh dots summed), channel counts padded to
 wider multiples (zero weights, output sliced), and a 1x1 conv as a dot.
 Prints ms and useful GFLOP/s per form and the max difference to the conv.
+gemgan's XLA:CPU defaults apply (gemgan/xla_cpu.py); set XLA_FLAGS to
+compare others, e.g. YNNPACK convolutions:
+XLA_FLAGS=--xla_cpu_experimental_ynn_fusion_type=individual_dot,individual_convolution
 """
 import time
+
+import gemgan  # noqa: F401  (sets gemgan's XLA:CPU defaults before JAX starts)
 
 import jax
 import jax.numpy as jnp
