@@ -12,6 +12,7 @@ import numpy as np
 from PIL import Image
 import pytest
 from scipy import linalg
+from scipy import stats
 from scipy.spatial.distance import cdist
 
 from gemgan import evaluation
@@ -246,6 +247,27 @@ def test_swd_self_zero_and_grows_with_noise():
   assert 0 < d[0]["swd_32"] < d[1]["swd_32"] < d[2]["swd_32"]
   assert d[2]["swd_32"] > 10 * d[0]["swd_32"] and d[2]["swd_32"] > d[2]["swd_16"]
   assert d[0]["swd_mean"] < d[1]["swd_mean"] < d[2]["swd_mean"]
+
+
+def test_swd_descriptors_and_distance_match_direct_forms():
+  rng = np.random.default_rng(10)
+  level = rng.normal(size=(3, 12, 10, 3)).astype(np.float32)
+  got = swd.patch_descriptors(level, np.random.default_rng(4), per_image=5)
+  r = np.random.default_rng(4)
+  img, ys, xs = np.repeat(np.arange(3), 5), r.integers(0, 6, 15), r.integers(0, 4, 15)
+  raw = np.stack([level[i, y:y + 7, x:x + 7] for i, y, x in zip(img, ys, xs)]).astype(np.float64)
+  want = (raw - raw.mean(axis=(0, 1, 2))) / raw.std(axis=(0, 1, 2))
+  np.testing.assert_allclose(got, want.reshape(15, -1), rtol=1e-5, atol=1e-5)
+  # The sliced distance: scipy's 1-D Wasserstein-1 along the same random directions.
+  a = rng.normal(size=(50, 6)).astype(np.float32)
+  b = rng.normal(1, 2, size=(50, 6)).astype(np.float32)
+  got = swd.sliced_wasserstein(a, b, np.random.default_rng(5), repeats=2, directions=3)
+  r, want = np.random.default_rng(5), []
+  for _ in range(2):
+    dirs = r.standard_normal((6, 3)).astype(np.float32)
+    dirs /= np.linalg.norm(dirs, axis=0)
+    want += [stats.wasserstein_distance(a @ d, b @ d) for d in dirs.T]
+  assert got == pytest.approx(np.mean(want), rel=1e-5)
 
 
 def test_swd_is_deterministic_and_checks_shapes():
