@@ -105,7 +105,8 @@ def test_vs_torch_reports_every_number():
   # (30-50 s to compile). Speeds are not checked, only that each is measured.
   from gemgan import benchmark  # pylint: disable=g-import-not-at-top
   r = benchmark.compare_with_torch(small(dcgan_config), rounds=1, steps_per_round=1,
-                                   torch_compile=False, matmul_n=256)
+                                   precisions=("float32", "bfloat16"), torch_compile=False,
+                                   matmul_n=256)
   assert [(row["precision"], row["impl"]) for row in r["rows"]] == [
       (p, impl) for p in ("float32", "bfloat16") for impl in ("gemgan", "torch eager")]
   for row in r["rows"]:
