@@ -24,10 +24,11 @@ as gemgan.benchmark) of both, gemgan/torch, and each side's variant/base,
 median and min over rounds of the per-round ratios. A variant the config
 refuses prints its ConfigError; one torch lacks (FastGAN) times gemgan only.
 
-XLA flags are per process: `--xla_flag_sets` (';'-separated sets, each a
-space-separated XLA_FLAGS value, '' the default) runs this script once per
-set in a child process, one after another, and tabulates them; torch, which
-the flags do not touch, is the yardstick inside each child.
+XLA flags are per process: `--xla_flag_sets=...` (';'-separated sets, each
+a space-separated XLA_FLAGS value, '' for gemgan's defaults of
+gemgan/xla_cpu.py) runs this script once per set in a child process, one
+after another, and tabulates them; torch, which the flags do not touch, is
+the yardstick inside each child.
 """
 import argparse
 import collections
