@@ -1,8 +1,8 @@
 """XLA:CPU defaults that gemgan sets before JAX starts its CPU backend.
 
 jaxlib 0.10 hands convolutions and dots above a small size to YNNPACK by
-default (the flag `--xla_cpu_experimental_ynn_fusion_type` holds
-`individual_dot,individual_convolution`). On these 2-core AVX-512 CPUs its
+default (as `--xla_cpu_experimental_ynn_fusion_type=individual_dot,individual_convolution`
+does). On a 2-core AMD EPYC (AVX2) its
 kernels ran the FID Inception's convolutions 1.5-5x slower than XLA's own
 (Eigen) ones and the `laptop` step 1.6x slower, so gemgan turns YNNPACK off
 (the flag set to nothing; measured in experiments/cpu_speed/README.md). A
