@@ -10,10 +10,11 @@ user's own setting of the flag wins.
 XLA reads XLA_FLAGS when JAX first starts a backend, so importing gemgan
 before any JAX computation is enough; `gemgan/__init__.py` calls this.
 """
-import logging
 import os
 import sys
 from typing import MutableMapping
+
+from absl import logging
 
 YNN_FLAG = "--xla_cpu_experimental_ynn_fusion_type"
 YNN_DEFAULT = ""  # no YNNPACK fusions: XLA's own kernels

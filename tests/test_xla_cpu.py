@@ -48,3 +48,11 @@ def test_importing_gemgan_keeps_convolutions_off_ynnpack(user_flags, on_ynnpack)
   out = subprocess.run([sys.executable, "-c", _COMPILED_CONV], env=env, capture_output=True,
                        text=True, check=True, timeout=120)
   assert out.stdout.strip() == on_ynnpack, out.stderr[-2000:]
+
+
+def test_warns_when_jax_started_first(monkeypatch, caplog):
+  import jax  # pylint: disable=g-import-not-at-top
+  jax.devices()  # this process's backend is up, as after any JAX computation
+  monkeypatch.setenv("XLA_FLAGS", "")
+  assert xla_cpu.set_default_flags()
+  assert "JAX started its backend before gemgan was imported" in caplog.text
