@@ -42,23 +42,6 @@ def default_weights_path() -> str:
   return os.path.join(cache, "gemgan", WEIGHTS_FILENAME)
 
 
-def _conv_or_dot(lhs, rhs, window_strides, padding, *args, precision=None, **kwargs):
-  """`lax.conv_general_dilated` (NHWC, HWIO), a 1x1 unpadded stride-1 one as a dot.
-
-  XLA:CPU runs Inception's 1x1 convolutions as convolutions at about half
-  its matmul rate; as one dot over pixels they are the same sums, 2.2x
-  faster (experiments/inception_speed/conv_forms.py).
-  """
-  plain = (not args and kwargs.get("feature_group_count", 1) == 1
-           and kwargs.get("lhs_dilation") in (None, (1, 1))
-           and kwargs.get("rhs_dilation") in (None, (1, 1)))
-  unpadded = not isinstance(padding, str) and all(tuple(p) == (0, 0) for p in padding)
-  if plain and unpadded and rhs.shape[:2] == (1, 1) and tuple(window_strides) == (1, 1):
-    return jnp.einsum("nhwc,cd->nhwd", lhs, rhs[0, 0], precision=precision)
-  return jax.lax.conv_general_dilated(lhs, rhs, window_strides, padding, *args,
-                                      precision=precision, **kwargs)
-
-
 class ConvBN(nn.Module):
   """pytorch-fid's BasicConv2d: conv without bias, BatchNorm (eps 1e-3), ReLU.
 
@@ -78,8 +61,7 @@ class ConvBN(nn.Module):
     # sensitive to feature errors of that size.
     x = nn.Conv(self.features, self.kernel, strides=self.strides,
                 padding=((ph, ph), (pw, pw)), use_bias=folded,
-                precision=jax.lax.Precision.HIGHEST, conv_general_dilated=_conv_or_dot,
-                name="conv")(x)
+                precision=jax.lax.Precision.HIGHEST, name="conv")(x)
     if not folded:
       x = nn.BatchNorm(use_running_average=True, epsilon=BN_EPS, name="bn")(x)
     return nn.relu(x)
