@@ -7,8 +7,9 @@ S1 = U diag(l) U^T and A = S1^(1/2) = U diag(sqrt l) U^T, S1 S2 is similar to
 A S2 A (= A^-1 (A S2 A) A when S1 is invertible, and by continuity
 otherwise), which is symmetric PSD, so
 Tr((S1 S2)^(1/2)) = sum sqrt(eig(A S2 A)). A depends on the real set only
-and is cached, so an evaluation costs one eigvalsh of a [D, D] matrix
-(experiments/inception_speed/README.md has the timings).
+and is cached, so an evaluation costs one eigvalsh of a [D, D] matrix, and
+fewer samples than D one of [N, N] (`frechet_distance_to_features`;
+experiments/inception_speed/README.md has the timings).
 `frechet_distance_sqrtm` keeps pytorch-fid's method for comparison.
 """
 import collections
@@ -92,9 +93,10 @@ def frechet_distance_to_features(mu1: np.ndarray, sigma1: np.ndarray,
                                  features2: np.ndarray) -> float:
   """`frechet_distance(mu1, sigma1, *feature_statistics(features2))`, cheaper for N2 < D.
 
-  With X the centred features2 and B = X A / sqrt(N2 - 1), A S2 A = B^T B
-  has the nonzero eigenvalues of B B^T: an [N2, N2] eigvalsh instead of a
-  [D, D] one (8x fewer flops at 1000 samples of 2048-d features).
+  With X the centred features2 / sqrt(N2 - 1), S2 = X^T X, and S1 S2 =
+  (S1 X^T) X has the nonzero eigenvalues of X S1 X^T (symmetric PSD): an
+  [N2, N2] eigvalsh and no square root of S1 (~10x faster at 1000 samples
+  of 2048-d features than S1's [D, D] eigh).
   """
   act = np.asarray(features2, np.float64)
   if act.ndim != 2 or len(act) < 2:
@@ -104,8 +106,7 @@ def frechet_distance_to_features(mu1: np.ndarray, sigma1: np.ndarray,
   centred = (act - mu2) / np.sqrt(len(act) - 1)
   if len(act) >= act.shape[1]:
     return frechet_distance(mu1, sigma1, mu2, centred.T @ centred)
-  b = centred @ cached_sqrt_psd(sigma1)
-  tr_covmean = trace_sqrt_psd(b @ b.T)
+  tr_covmean = trace_sqrt_psd(centred @ sigma1 @ centred.T)
   diff = mu1 - mu2
   return float(diff.dot(diff) + np.trace(sigma1) + np.sum(centred * centred) - 2 * tr_covmean)
 
