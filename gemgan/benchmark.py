@@ -4,8 +4,8 @@ Prints training images/s (median and min-max over repeats, after warm-up),
 compile seconds of the first step, sampling and input-pipeline images/s,
 model FLOPs per iteration from XLA's cost analysis (`iteration_flops`), the
 achieved FLOP/s and that as a fraction (MFU) of the devices' matmul peak in
-the config's compute precision (one device's, measured in the same run,
-times the device count).
+the config's compute precision (one device's, the best of a few square
+matmul sizes measured in the same run, times the device count).
 Images/s counts generator images: batch_size x iterations/s (each iteration
 also runs n_critic critic updates; `--config.n_critic` changes it).
 Training data are random uint8 images already on the device, so the step is
@@ -68,6 +68,22 @@ def matmul_peak_flops(n: int = 4096, dtype=jnp.float32, repeats: int = 5) -> flo
     _block(f(a))
     times.append(time.perf_counter() - t)
   return 2 * n**3 / min(times)
+
+
+# Square sizes for the peak: XLA:CPU's fp32 dot is fastest at 1-2k (4096 runs
+# ~30 % slower, experiments/cpu_speed), its bf16 one (AMX) was measured at 4096;
+# accelerators need larger ones.
+CPU_PEAK_SIZES = (1024, 2048)
+ACCELERATOR_PEAK_SIZES = (4096, 8192)
+
+
+def peak_flops(dtype=jnp.float32) -> float:
+  """The best `matmul_peak_flops` over sizes that suit the backend: MFU's denominator."""
+  if jax.default_backend() != "cpu":
+    sizes = ACCELERATOR_PEAK_SIZES
+  else:
+    sizes = CPU_PEAK_SIZES + (() if jnp.dtype(dtype) == jnp.float32 else (4096,))
+  return max(matmul_peak_flops(n, dtype) for n in sizes)
 
 
 def _timed(fn, repeats, steps_per_repeat):
@@ -199,7 +215,7 @@ def benchmark_input(config, num_batches: int = 20) -> float:
 def run(config, repeats=5, steps_per_repeat=5, warmup=2, measure_input=True) -> dict:
   """All measurements for `config` as a dict (see the module docstring)."""
   config_lib.validate(config, num_devices=jax.device_count())
-  peak = matmul_peak_flops(dtype=jnp.dtype(config.precision))
+  peak = peak_flops(jnp.dtype(config.precision))
   out = benchmark_train(config, repeats, steps_per_repeat, warmup)
   generator, state = out.pop("_g")
   out["sample_images_per_sec"] = benchmark_sampling(config, generator, state, repeats)

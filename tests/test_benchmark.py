@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -54,6 +55,17 @@ def test_command_line_json(tmp_path):
           <= result["train_images_per_sec_max"])
   assert result["mfu"] == result["achieved_flops_per_sec"] / result["peak_flops_per_sec"]
   assert result["model"] == "wgan_gp" and result["image_size"] == 16
+
+
+def test_peak_is_the_best_matmul_size_for_the_dtype(monkeypatch):
+  asked = []
+  rates = {1024: 3.0, 2048: 5.0, 4096: 4.0}
+  monkeypatch.setattr(benchmark, "matmul_peak_flops",
+                      lambda n, dtype: asked.append(n) or rates[n])
+  assert benchmark.peak_flops(jnp.float32) == 5.0 and asked == [1024, 2048]
+  asked.clear()
+  rates[4096] = 9.0  # bf16 on AMX: the large size may win
+  assert benchmark.peak_flops(jnp.bfloat16) == 9.0 and asked == [1024, 2048, 4096]
 
 
 def test_vs_torch_without_torch_says_what_to_install(monkeypatch):
