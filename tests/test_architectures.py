@@ -63,6 +63,27 @@ def test_lowpass_resampling_matches_numpy_filtering():
   np.testing.assert_allclose(layers.lowpass_down2(jnp.asarray(x)), down, atol=1e-6)
 
 
+def test_space_to_depth_matches_tensorflow():
+  tf = pytest.importorskip("tensorflow")
+  x = np.random.RandomState(0).randn(2, 6, 4, 3).astype(np.float32)
+  np.testing.assert_array_equal(layers.space_to_depth2(jnp.asarray(x)),
+                                tf.nn.space_to_depth(x, 2).numpy())
+
+
+def test_space_to_depth_critic_is_the_half_size_critic_on_folded_pixels():
+  c = _tiny(resnet_config, size=16, width=4)
+  c.model.critic_stem, c.model.critic_width = "space_to_depth", 8
+  _, d, _, dv = _init(c)
+  first = dv["params"]["stage_0_block_0"]
+  assert first["conv_0"]["kernel"].shape == (3, 3, 12, 8)  # 2x2 blocks of RGB, critic_width
+  assert "stage_2_block_0" not in dv["params"]  # the 16 px critic's third stage: gone
+  _, d_half, _, _ = _init(_tiny(resnet_config, size=8, width=8))
+  x = jax.random.normal(jax.random.PRNGKey(3), (2, 16, 16, 3))
+  np.testing.assert_allclose(d.apply(dv, x, None, train=False),
+                             d_half.apply(dv, layers.space_to_depth2(x), None, train=False),
+                             rtol=1e-6)
+
+
 def test_spectral_norm_divides_by_the_largest_singular_value():
   layer = nn.Dense(6, use_bias=False)
   x = jax.random.normal(jax.random.PRNGKey(0), (3, 5))

@@ -49,6 +49,8 @@ def test_bad_values_name_the_key(key, value, match):
     (r3gan, "", "model.critic_norm", "spectral", "config.model.critic_norm: R3GAN is norm"),
     (resnet, "", "model.critic_norm", "batch", "config.model.critic_norm: the ResNet critic"),
     (resnet, "", "model.resample", "bilinear", "config.model.resample: 'bilinear' is not one"),
+    (resnet, "", "model.critic_stem", "patchify", "config.model.critic_stem: 'patchify' is not"),
+    (resnet, "", "model.critic_width", -8, r"config.model.critic_width: must be >= 0 \(0: model"),
     (wgan_gp, "seed", "model.critic_dropout", 1.0, r"config.model.critic_dropout: .*\[0.0, 1.0\)"),
 ])
 def test_architecture_rules_name_the_key(module, preset, key, value, match):

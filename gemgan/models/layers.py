@@ -170,6 +170,19 @@ def avg_pool2(x):
   return nn.avg_pool(x, (2, 2), strides=(2, 2))
 
 
+def space_to_depth2(x):
+  """[B, H, W, C] -> [B, H/2, W/2, 4C]: each 2x2 pixel block becomes one position.
+
+  Lossless and free of FLOPs: a critic entered this way runs its first block at
+  half the resolution (TResNet's SpaceToDepth stem, Ridnik et al. 2021; a
+  stride-2 2x2 conv, ConvNeXt's patchify stem, is this followed by a 1x1 conv).
+  Channels are ordered (row phase, column phase, C).
+  """
+  b, h, w, c = x.shape
+  x = x.reshape(b, h // 2, 2, w // 2, 2, c).transpose(0, 1, 3, 2, 4, 5)
+  return x.reshape(b, h // 2, w // 2, 4 * c)
+
+
 def _shift(x, axis: int, by: int):
   """x moved by `by` along `axis`, zeros shifted in (upfirdn2d's zero padding)."""
   pad = [(0, 0)] * x.ndim

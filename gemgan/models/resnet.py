@@ -15,6 +15,10 @@ The architecture small-data GAN papers build on (DiffAugment-BigGAN, StudioGAN):
   usual suspect behind checkerboard and plaid textures (Odena et al. 2016).
 - `attention_res` > 0 puts SAGAN self-attention after the stage at that
   resolution, in both networks.
+- `critic_stem = "space_to_depth"` folds each 2x2 pixel block of the image
+  into 12 channels before the first block, so the critic runs as the one of
+  half the image size (a quarter of the full-resolution FLOPs) yet sees every
+  pixel; `critic_width` sets its channels apart from G's.
 """
 import functools
 from typing import Any, Callable, Optional
@@ -28,6 +32,7 @@ from gemgan.models import layers
 
 ModuleDef = Any
 init = nn.initializers.xavier_uniform()
+CRITIC_STEMS = ("block", "space_to_depth")
 
 
 class GBlock(nn.Module):
@@ -111,9 +116,12 @@ class Critic(nn.Module):
   num_classes: int = 0
   dtype: Any = jnp.float32
   down2: Callable = layers.avg_pool2
+  stem: str = "block"  # or "space_to_depth": see the module docstring
 
   @nn.compact
   def __call__(self, x, labels=None, *, train: bool = True):
+    if self.stem == "space_to_depth":
+      x = layers.space_to_depth2(x)
     _, n = layers.num_resamplings(x.shape[1])
     channels = layers.stage_channels(self.width, n)[::-1]
     x = x.astype(self.dtype)
@@ -142,9 +150,10 @@ def build(config, num_classes: int, convs: layers.Convs):
   generator = Generator(config.data.image_size, m.width, conv, norm, m.blocks_per_stage,
                         m.attention_res, dt,
                         up2=layers.lowpass_up2 if lowpass else layers.upsample_nearest)
-  critic = Critic(m.width, conv, m.critic_norm == "spectral", m.blocks_per_stage,
-                  m.attention_res, num_classes, dt,
-                  down2=layers.lowpass_down2 if lowpass else layers.avg_pool2)
+  critic = Critic(m.critic_width or m.width, conv, m.critic_norm == "spectral",
+                  m.blocks_per_stage, m.attention_res, num_classes, dt,
+                  down2=layers.lowpass_down2 if lowpass else layers.avg_pool2,
+                  stem=m.critic_stem)
   return generator, critic
 
 
@@ -156,6 +165,10 @@ def config_defaults() -> ml_collections.ConfigDict:
       # "nearest" (nearest-neighbour up, average-pool down) or "lowpass" ([1,2,1]-
       # filtered up and down, R3GAN's): less aliasing, fewer checkerboards.
       resample="nearest",
+      critic_width=0,  # the critic's base channels; 0: model.width
+      # "block" (SNGAN's first block at full resolution) or "space_to_depth"
+      # (2x2 pixel blocks as channels: the critic of half the image size).
+      critic_stem="block",
   ))
 
 
@@ -164,6 +177,8 @@ def check_config(config, check) -> None:
   config_checks.integer(check, config, "model.blocks_per_stage", 1)
   config_checks.integer(check, config, "model.attention_res", 0)
   config_checks.choice(check, config, "model.resample", layers.RESAMPLES)
+  config_checks.integer(check, config, "model.critic_width", 0, " (0: model.width)")
+  config_checks.choice(check, config, "model.critic_stem", CRITIC_STEMS)
   norm = config.model.critic_norm
   check(norm in ("none", "spectral"), "model.critic_norm",
         f"the ResNet critic has no normalisation layers: 'spectral' or 'none', not {norm!r}")
