@@ -112,15 +112,18 @@ from configs import r3gan as r3gan_config  # noqa: E402
 from configs import resnet as resnet_config  # noqa: E402
 
 
-@pytest.mark.parametrize("module,preset,width", [
-    (resnet_config, "lowpass", 4),  # hinge + SN + EMA + DiffAugment, [1,2,1] resampling
-    (resnet_config, "ada,conditional", 4),  # ADA + conditional BN + projection
-    (hinge_config, "r1", 4),  # lazy R1
-    (r3gan_config, "", 8),  # RpGAN + R1 + R2 + ADA + cosine schedules
+@pytest.mark.parametrize("module,preset,width,changes", [
+    # hinge + SN + EMA + DiffAugment, [1,2,1] resampling, the folded critic, one critic pass
+    (resnet_config, "lowpass", 4, {"model.critic_stem": "space_to_depth",
+                                   "model.critic_width": 8, "fused_critic": True}),
+    (resnet_config, "ada,conditional", 4, {}),  # ADA + conditional BN + projection
+    (hinge_config, "r1", 4, {}),  # lazy R1
+    (r3gan_config, "", 8, {}),  # RpGAN + R1 + R2 + ADA + cosine schedules
 ])
-def test_every_recipe_trains_inside_the_real_step(module, preset, width):
+def test_every_recipe_trains_inside_the_real_step(module, preset, width, changes):
   c = tiny(module, preset)
   c.model.width = width
+  c.update_from_flattened_dict(changes)
   if module is r3gan_config:
     c.model.group_width = 4  # divides width * expansion = 16
   c.num_train_kimg = 0.1
