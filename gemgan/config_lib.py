@@ -13,6 +13,7 @@ from ml_collections import config_dict
 from gemgan import ada
 from gemgan import augment
 from gemgan import config_checks
+from gemgan import growing
 from gemgan import losses
 from gemgan import models
 
@@ -60,6 +61,7 @@ def base_config(model: str = "wgan_gp") -> ml_collections.ConfigDict:
   c.precision = "float32"
   c.data = _data_defaults()
   c.model = _model_defaults(model)
+  c.grow = growing.config_defaults()  # ProGAN's low-resolution phase: off
   _objective_defaults(c)
   _optimizer_and_augment_defaults(c)
   _monitor_and_eval_defaults(c)
@@ -329,6 +331,7 @@ def validate(config: ml_collections.ConfigDict, num_devices: int = 1) -> None:
   except ValueError as e:
     raise ConfigError(f"config.augment.policy: {e}") from None
   _validate_architecture(c)
+  growing.check_config(c, _check)
   _validate_augment_and_schedules(c)
   _validate_evaluators(c)
 

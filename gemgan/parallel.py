@@ -16,15 +16,17 @@ def make_mesh(devices=None) -> jax.sharding.Mesh:
   return jax.sharding.Mesh(np.asarray(devices), ("data",))
 
 
-def make_sharded_train_step(config, generator, critic, mesh):
+def make_sharded_train_step(config, generator, critic, mesh, low_resolution: bool = False):
   """Jitted iteration with the batch split over `mesh` and the state replicated.
 
   Returns (train_step, state_sharding, batch_sharding). Under jit, BatchNorm's
   batch means are over the global batch, so results match one device.
+  `low_resolution`: the first phase's iteration of a growing run (gemgan.growing).
   """
   replicated = NamedSharding(mesh, P())
   batch_sharding = NamedSharding(mesh, P(None, "data"))  # [n_critic, batch, ...]
-  step = jax.jit(steps.make_train_step(config, generator, critic),
+  step = jax.jit(steps.make_train_step(config, generator, critic,
+                                       low_resolution=low_resolution),
                  out_shardings=(replicated, replicated), donate_argnums=(0,))
   return step, replicated, batch_sharding
 

@@ -22,6 +22,7 @@ import optax
 from gemgan import ada
 from gemgan import augment
 from gemgan import ema as ema_lib
+from gemgan import growing
 from gemgan import models
 from gemgan import monitors
 from gemgan import objectives
@@ -296,7 +297,8 @@ def shared_fakes_iteration(nets: _Nets, g: NetState, d: NetState, real, labels, 
 
 
 def make_train_step(config: ml_collections.ConfigDict, generator: nn.Module,
-                    critic: nn.Module, unroll_critic: bool = False) -> Callable:
+                    critic: nn.Module, unroll_critic: bool = False,
+                    low_resolution: bool = False) -> Callable:
   """Returns `train_step(state, batch) -> (state, metrics)` (not yet jitted).
 
   `batch` holds `image` float [n_critic, B, H, W, 3] in [-1, 1] and `label`
@@ -311,11 +313,18 @@ def make_train_step(config: ml_collections.ConfigDict, generator: nn.Module,
   `config.fused_critic` scores real and fake in one critic pass
   (objectives.fused_scores), `config.share_fakes` (n_critic 1) reuses the
   critic's G pass for the G update (`shared_fakes_iteration`).
+
+  With `config.grow.size`, `low_resolution` gives the first phase's
+  iteration (G's low-resolution head only, reals pooled to match);
+  otherwise the full one fades G and reals by alpha(step) (gemgan.growing).
   """
+  if low_resolution:
+    generator = generator.clone(low_only=True)
   nets = _Nets(config, generator, critic, *make_optimizers(config), augment_fn(config))
 
   def train_step(state: TrainState, batch):
-    images, labels = _batch_images(batch), batch["label"]
+    state, images = _grown(config, state, _batch_images(batch), low_resolution)
+    labels = batch["label"]
     n_critic, batch_size = labels.shape
     key = jax.random.fold_in(state.rng, state.step)
     images_seen = state.step.astype(jnp.float32) * batch_size  # before this step, as ADA
@@ -356,6 +365,16 @@ def _shared_step(nets: _Nets, state: TrainState, real, labels, key, p, images_se
   new_state = state.replace(step=state.step + 1, generator=g, critic=d, augment=aug,
                             ema_params=_ema(nets.config, state.ema_params, g.params, images_seen))
   return new_state, {**d_metrics, **g_metrics, "augment_p": aug.p}
+
+
+def _grown(config, state: TrainState, images, low_resolution: bool):
+  """(state, reals) at this step's alpha: G's `grow` collection set, reals faded to match."""
+  if not config.grow.size or low_resolution:
+    return state, growing.reals(config, images)
+  alpha = growing.alpha(config, state.step)
+  g_state = {**state.generator.state, growing.COLLECTION: {"alpha": alpha}}
+  return (state.replace(generator=state.generator.replace(state=g_state)),
+          growing.reals(config, images, alpha))
 
 
 def _batch_images(batch):

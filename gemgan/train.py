@@ -39,6 +39,7 @@ import numpy as np
 from gemgan import checkpointing
 from gemgan import config_lib
 from gemgan import console
+from gemgan import growing
 from gemgan import input_pipeline
 from gemgan import losses
 from gemgan import models
@@ -242,8 +243,13 @@ class _Run:
     # Lets gemgan.sample name classes without the data set.
     self.meta = {"num_classes": info.num_classes, "class_names": list(info.class_names)}
     self.generator, self.critic = models.build_models(config, num_classes=info.num_classes)
+    mesh = parallel.make_mesh()
     self.train_step, self.replicated, self.batch_sharding = parallel.make_sharded_train_step(
-        config, self.generator, self.critic, parallel.make_mesh())
+        config, self.generator, self.critic, mesh)
+    # A growing run's first phase (gemgan.growing) has its own, cheaper iteration.
+    self.low_resolution_step = parallel.make_sharded_train_step(
+        config, self.generator, self.critic, mesh, low_resolution=True)[0] \
+        if config.grow.size else None
     self.logs = _Logs(workdir, self.is_main)
     self.ticker = console.Ticker(config)
     self.last_samples = None  # path of the newest sample grid
@@ -296,6 +302,19 @@ class _Run:
                              self.batch_sharding)
     b["dataset"] = self._dataset
     return b
+
+  def step_fn(self, step: int):
+    """The jitted iteration for `step`: a growing run's low-resolution one before it grows."""
+    if self.low_resolution_step is None:
+      return self.train_step
+    grows_at = growing.first_full_step(self.config)
+    if step < grows_at:
+      return self.low_resolution_step
+    if step == grows_at and self.is_main:
+      logging.info("Growing G from %d to %d px at step %d (%.0f kimg): compiling the "
+                   "full-size iteration...", self.config.grow.size,
+                   self.config.data.image_size, step, self.config.grow.kimg)
+    return self.train_step
 
   def write_samples(self, step, state):
     z, labels = self.grid
@@ -390,13 +409,13 @@ def _loop(run: _Run, state: steps.TrainState) -> steps.TrainState:
 def _iteration(run: _Run, state, step: int, first: bool):
   """Dispatches iteration `step`; the first one is compiled, timed and waited for
   (the tick line's clock starts when it has finished)."""
-  batch = run.next_batch(step)
+  batch, train_step = run.next_batch(step), run.step_fn(step)
   if not first:
-    return run.train_step(state, batch)
+    return train_step(state, batch)
   if run.is_main:
     logging.info("Compiling the iteration...")
   start = time.monotonic()
-  state, metrics = run.train_step(state, batch)  # returns once compiled and dispatched
+  state, metrics = train_step(state, batch)  # returns once compiled and dispatched
   compiled = time.monotonic()
   jax.block_until_ready(metrics)
   if run.is_main:

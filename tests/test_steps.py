@@ -113,9 +113,11 @@ from configs import resnet as resnet_config  # noqa: E402
 
 
 @pytest.mark.parametrize("module,preset,width,changes", [
-    # hinge + SN + EMA + DiffAugment, [1,2,1] resampling, the folded critic, one critic pass
+    # hinge + SN + EMA + DiffAugment, [1,2,1] resampling, the folded critic, one critic
+    # pass, the fade of a growing run (alpha 0.5 then 1 at steps 1 and 2: gemgan.growing)
     (resnet_config, "lowpass", 4, {"model.critic_stem": "space_to_depth",
-                                   "model.critic_width": 8, "fused_critic": True}),
+                                   "model.critic_width": 8, "fused_critic": True,
+                                   "grow.size": 8, "grow.kimg": 0.016, "grow.fade_kimg": 0.032}),
     (resnet_config, "ada,conditional", 4, {}),  # ADA + conditional BN + projection
     (hinge_config, "r1", 4, {}),  # lazy R1
     (r3gan_config, "", 8, {}),  # RpGAN + R1 + R2 + ADA + cosine schedules
@@ -134,6 +136,8 @@ def test_every_recipe_trains_inside_the_real_step(module, preset, width, changes
     assert hist[0]["r1_penalty"] > 0
   if c.r2_weight:
     assert hist[-1]["r2_penalty"] > 0
+  if c.grow.size:
+    assert float(state.generator.state["grow"]["alpha"]) == 1.0
 
 
 def test_ada_probability_follows_its_update_rule_inside_the_step():

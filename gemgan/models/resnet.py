@@ -15,6 +15,8 @@ The architecture small-data GAN papers build on (DiffAugment-BigGAN, StudioGAN):
   usual suspect behind checkerboard and plaid textures (Odena et al. 2016).
 - `attention_res` > 0 puts SAGAN self-attention after the stage at that
   resolution, in both networks.
+- `config.grow` (gemgan.growing): G trains first through an extra output
+  head at a lower resolution, then fades in its later stages (ProGAN).
 - `critic_stem = "space_to_depth"` folds each 2x2 pixel block of the image
   into 12 channels before the first block, so the critic runs as the one of
   half the image size (a quarter of the full-resolution FLOPs) yet sees every
@@ -28,6 +30,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from gemgan import config_checks
+from gemgan import growing
 from gemgan.models import layers
 
 ModuleDef = Any
@@ -78,7 +81,13 @@ class DBlock(nn.Module):
 
 
 class Generator(nn.Module):
-  """z [B, latent] (+ labels) -> images [B, size, size, 3] in [-1, 1]."""
+  """z [B, latent] (+ labels) -> images [B, size, size, 3] in [-1, 1].
+
+  With `grow_size` (gemgan.growing) a second output head after the stage at
+  that resolution, upsampled to full size and faded into the full output by
+  the `grow` collection's alpha; `low_only` returns that head alone and skips
+  the later stages (the low-resolution phase's G).
+  """
   image_size: int
   width: int
   conv: ModuleDef
@@ -87,23 +96,36 @@ class Generator(nn.Module):
   attention_res: int = 0
   dtype: Any = jnp.float32
   up2: Callable = layers.upsample_nearest
+  grow_size: int = 0
+  low_only: bool = False
 
   @nn.compact
   def __call__(self, z, labels=None, *, train: bool = True):
+    def to_rgb(x, suffix=""):
+      x = nn.relu(self.norm(name="norm_out" + suffix)(x, labels, train=train))
+      return jnp.tanh(self.conv(3, (3, 3), name="conv_out" + suffix)(x).astype(jnp.float32))
+
     start, n = layers.num_resamplings(self.image_size)
     channels = layers.stage_channels(self.width, n + 1)
     x = nn.Dense(start * start * channels[0], kernel_init=init, dtype=self.dtype,
                  name="dense")(z.astype(self.dtype))
     x = x.reshape(z.shape[0], start, start, channels[0])
+    low = None
     for stage, ch in enumerate(channels[1:]):
       for block in range(self.blocks_per_stage):
         x = GBlock(ch, self.conv, self.norm, upsample=block == 0, up2=self.up2,
                    name=f"stage_{stage}_block_{block}")(x, labels, train=train)
       if x.shape[1] == self.attention_res:
         x = layers.SelfAttention(self.conv, name="attention")(x, train=train)
-    x = nn.relu(self.norm(name="norm_out")(x, labels, train=train))
-    x = self.conv(3, (3, 3), name="conv_out")(x)
-    return jnp.tanh(x.astype(jnp.float32))
+      if x.shape[1] == self.grow_size:
+        low = growing.upsample(to_rgb(x, f"_{self.grow_size}"), self.image_size // self.grow_size)
+        if self.low_only:
+          return low
+    out = to_rgb(x)
+    if low is None:
+      return out
+    alpha = self.variable(growing.COLLECTION, "alpha", jnp.zeros, (), jnp.float32).value
+    return growing.blend(low, out, alpha)
 
 
 class Critic(nn.Module):
@@ -149,7 +171,8 @@ def build(config, num_classes: int, convs: layers.Convs):
   lowpass = m.resample == "lowpass"
   generator = Generator(config.data.image_size, m.width, conv, norm, m.blocks_per_stage,
                         m.attention_res, dt,
-                        up2=layers.lowpass_up2 if lowpass else layers.upsample_nearest)
+                        up2=layers.lowpass_up2 if lowpass else layers.upsample_nearest,
+                        grow_size=config.grow.size)
   critic = Critic(m.critic_width or m.width, conv, m.critic_norm == "spectral",
                   m.blocks_per_stage, m.attention_res, num_classes, dt,
                   down2=layers.lowpass_down2 if lowpass else layers.avg_pool2,
