@@ -9,8 +9,11 @@ critic and every sampling tool see one state:
 - Until `grow.kimg`, G's output is its `grow.size` head upsampled by
   nearest neighbour (G skips its later stages: the cheap phase), and the
   reals are average-pooled to `grow.size` and upsampled the same way.
-- Over the next `grow.fade_kimg`, alpha goes 0 -> 1 and both are
-  (1 - alpha) * low-resolution + alpha * full-resolution (ProGAN's fade).
+- Over the next `grow.fade_kimg`, alpha goes 0 -> 1: the reals are
+  (1 - alpha) * low-resolution + alpha * full-resolution (ProGAN's fade),
+  and G's later stages add alpha times their output to the upsampled
+  low-resolution image, in logit space, through a head that starts at zero
+  (StyleGAN2's skip generator): growing leaves G's images as they were.
 - alpha lives in G's `grow` collection, so a checkpoint samples as it trained.
 
 A critic with `model.critic_stem="space_to_depth"` costs the same in both
@@ -64,18 +67,15 @@ def low_resolution(images, size: int):
   return upsample(pooled, f)
 
 
-def blend(low, full, alpha_value):
-  """ProGAN's fade, (1 - alpha) * low + alpha * full: exactly `low` at 0 and `full` at 1."""
-  return (1.0 - alpha_value) * low + alpha_value * full
-
-
 def reals(config, images, alpha_value=None):
   """The real batch as the critic sees it: low resolution when `alpha_value` is None
   (the cheap phase), else faded by it; unchanged without growing."""
   if not config.grow.size:
     return images
   low = low_resolution(images, config.grow.size)
-  return low if alpha_value is None else blend(low, images, alpha_value)
+  if alpha_value is None:
+    return low
+  return (1.0 - alpha_value) * low + alpha_value * images  # exactly `images` at 1
 
 
 def check_config(config, check) -> None:

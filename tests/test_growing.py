@@ -45,21 +45,28 @@ def test_alpha_follows_the_schedule():
   np.testing.assert_allclose([growing.alpha(c, s) for s in range(5)], [0, 0, 0.5, 1, 1])
 
 
-def test_generator_fades_from_its_low_head_to_the_plain_generator():
+def test_generator_adds_its_later_stages_to_the_upsampled_low_head():
+  """G = tanh(up(low logits) + alpha * full-size logits); the full-size head starts at 0."""
   c = grown_config()
   g, _ = models.build_models(c)
   z = jax.random.normal(jax.random.PRNGKey(0), (3, 8))
   variables = g.init(jax.random.PRNGKey(1), z, None, train=False)
   assert float(variables["grow"]["alpha"]) == 0.0
-  apply = lambda module, a: module.apply({**variables, "grow": {"alpha": jnp.float32(a)}}, z,
-                                         None, train=False)
+  apply = lambda module, a, params=variables["params"]: module.apply(
+      {**variables, "params": params, "grow": {"alpha": jnp.float32(a)}}, z, None, train=False)
   low = apply(g.clone(low_only=True), 0.0)
   assert low.shape == (3, 16, 16, 3)
   np.testing.assert_array_equal(low[:, ::2, ::2], low[:, 1::2, 1::2])  # 8 px, repeated
-  plain = apply(g.clone(grow_size=0), 0.0)  # the same params without the 8 px head
   np.testing.assert_array_equal(apply(g, 0.0), low)
-  np.testing.assert_array_equal(apply(g, 1.0), plain)
-  np.testing.assert_allclose(apply(g, 0.25), 0.75 * low + 0.25 * plain, rtol=1e-5, atol=1e-6)
+  np.testing.assert_array_equal(apply(g, 1.0), low)  # zero-initialised full-size head
+  kernel = variables["params"]["conv_out"]["kernel"]
+  params = {**variables["params"], "conv_out": {
+      **variables["params"]["conv_out"],
+      "kernel": 0.3 * jax.random.normal(jax.random.PRNGKey(2), kernel.shape)}}
+  full_logits = np.arctanh(np.asarray(apply(g.clone(grow_size=0), 0.0, params), np.float64))
+  for a in (0.25, 1.0):
+    expected = np.tanh(np.arctanh(np.asarray(low, np.float64)) + a * full_logits)
+    np.testing.assert_allclose(apply(g, a, params), expected, atol=1e-5)
 
 
 def test_low_resolution_iteration_leaves_the_later_stages_alone():

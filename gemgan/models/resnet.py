@@ -16,7 +16,8 @@ The architecture small-data GAN papers build on (DiffAugment-BigGAN, StudioGAN):
 - `attention_res` > 0 puts SAGAN self-attention after the stage at that
   resolution, in both networks.
 - `config.grow` (gemgan.growing): G trains first through an extra output
-  head at a lower resolution, then fades in its later stages (ProGAN).
+  head at a lower resolution, then fades in its later stages (ProGAN) as a
+  residual on that head's upsampled output (StyleGAN2's skip generator).
 - `critic_stem = "space_to_depth"` folds each 2x2 pixel block of the image
   into 12 channels before the first block, so the critic runs as the one of
   half the image size (a quarter of the full-resolution FLOPs) yet sees every
@@ -84,9 +85,10 @@ class Generator(nn.Module):
   """z [B, latent] (+ labels) -> images [B, size, size, 3] in [-1, 1].
 
   With `grow_size` (gemgan.growing) a second output head after the stage at
-  that resolution, upsampled to full size and faded into the full output by
-  the `grow` collection's alpha; `low_only` returns that head alone and skips
-  the later stages (the low-resolution phase's G).
+  that resolution, upsampled to full size; the full-size head, zero at
+  initialisation, adds to it in logit space, scaled by the `grow`
+  collection's alpha. `low_only` returns the low head alone and skips the
+  later stages (the low-resolution phase's G).
   """
   image_size: int
   width: int
@@ -101,9 +103,10 @@ class Generator(nn.Module):
 
   @nn.compact
   def __call__(self, z, labels=None, *, train: bool = True):
-    def to_rgb(x, suffix=""):
+    def rgb_logits(x, suffix="", kernel_init=init):
       x = nn.relu(self.norm(name="norm_out" + suffix)(x, labels, train=train))
-      return jnp.tanh(self.conv(3, (3, 3), name="conv_out" + suffix)(x).astype(jnp.float32))
+      return self.conv(3, (3, 3), name="conv_out" + suffix,
+                       kernel_init=kernel_init)(x).astype(jnp.float32)
 
     start, n = layers.num_resamplings(self.image_size)
     channels = layers.stage_channels(self.width, n + 1)
@@ -118,14 +121,16 @@ class Generator(nn.Module):
       if x.shape[1] == self.attention_res:
         x = layers.SelfAttention(self.conv, name="attention")(x, train=train)
       if x.shape[1] == self.grow_size:
-        low = growing.upsample(to_rgb(x, f"_{self.grow_size}"), self.image_size // self.grow_size)
+        low = growing.upsample(rgb_logits(x, f"_{self.grow_size}"),
+                               self.image_size // self.grow_size)
         if self.low_only:
-          return low
-    out = to_rgb(x)
+          return jnp.tanh(low)
     if low is None:
-      return out
+      return jnp.tanh(rgb_logits(x))
+    # StyleGAN2's skip output: the later stages add to the upsampled low-resolution
+    # image, from zero (their head starts at zero, then fades in by alpha).
     alpha = self.variable(growing.COLLECTION, "alpha", jnp.zeros, (), jnp.float32).value
-    return growing.blend(low, out, alpha)
+    return jnp.tanh(low + alpha * rgb_logits(x, kernel_init=nn.initializers.zeros))
 
 
 class Critic(nn.Module):
