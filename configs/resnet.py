@@ -13,6 +13,7 @@ Presets (`--config=configs/resnet.py:<preset>`, combine with commas):
   attention    self-attention at 32 px (64 px and up) or 16 px (32 px)
   cpu32        32 px, width 32: the campaign's size on a 2-core CPU
   laptop       real gems, 32 px, width 16, batch 16, 4 critic steps, 1,000 kimg: 55 min
+  laptop64     laptop's networks grown from 32 to 64 px (gemgan.growing), 600 kimg
   quick        synthetic gems at 32 px, CPU-sized
 """
 from gemgan import ada
@@ -23,7 +24,8 @@ def get_config(preset: str = ""):
   c = config_lib.base_config("resnet")
   config_lib.hinge_sn_recipe(c)
 
-  presets = ("conditional", "ada", "lowpass", "attention", "cpu32", "laptop", "quick")
+  presets = ("conditional", "ada", "lowpass", "attention", "cpu32", "laptop", "laptop64",
+             "quick")
   for part in config_lib.split_presets(preset, presets, __file__):
     if part == "conditional":
       c.model.conditional = True
@@ -38,30 +40,54 @@ def get_config(preset: str = ""):
     elif part == "cpu32":
       c.data.image_size = 32
       c.model.width = 32
-    elif part == "laptop":
-      # Batch 16: 4x the G steps of batch 64 at the same kimg and speed (XLA:CPU
-      # runs these narrow nets no faster per image at 64): FID 77.2 -> 61.6 at
-      # 1,000 kimg in 54:56 on 2 quiet EPYC cores (~300 real img/s), 1,000
-      # samples vs all 4,400 photos; 250-kimg probes: batch 32 121.2, 16 105.9.
-      # 4 critic steps per G step (DiffAugment-BigGAN's CIFAR setting): at 2 the
-      # SN critic sat near chance (hinge d_loss ~1.83 of 2); 91.6 -> 77.2 with
-      # 1,000 kimg (experiments/README.md). lr cosine 2e-4 -> 2e-5 over the run:
-      # 91.6 -> 89.8 at n_critic 2, kept. Width 16 over 32: 4x the kimg in the
-      # same time (32: 94 img/s). Tried instead: ADA (its p never left 0 under
-      # this critic): FID 105.0, plaid textures; DiffAugment's translation keeps
-      # them away. A checkpoint every 100 kimg, all kept, for FID vs kimg.
-      c.data.image_size = 32
-      c.model.width = 16
-      c.batch_size = 16
-      c.n_critic = 4
-      c.num_train_kimg = 1000.0
-      c.schedule.lr_end = 2e-5
-      c.checkpoint_every_steps = 1562
-      c.checkpoint_every_minutes = 0.0
-      c.max_to_keep = 11
-      c.sample_every_steps = 1562
+    elif part in ("laptop", "laptop64"):
+      _laptop(c)
+      if part == "laptop64":
+        _laptop64(c)
     elif part == "quick":
       config_lib.quick_preset(c)
       c.num_train_steps = 800
       c.ema.halflife_kimg = 1.0
   return c
+
+
+def _laptop(c):
+  """Real gems, 32 px, width 16, batch 16, 4 critic steps, 1,000 kimg: 55 min on 2 cores."""
+  # Batch 16: 4x the G steps of batch 64 at the same kimg and speed (XLA:CPU
+  # runs these narrow nets no faster per image at 64): FID 77.2 -> 61.6 at
+  # 1,000 kimg in 54:56 on 2 quiet EPYC cores (~300 real img/s), 1,000
+  # samples vs all 4,400 photos; 250-kimg probes: batch 32 121.2, 16 105.9.
+  # 4 critic steps per G step (DiffAugment-BigGAN's CIFAR setting): at 2 the
+  # SN critic sat near chance (hinge d_loss ~1.83 of 2); 91.6 -> 77.2 with
+  # 1,000 kimg (experiments/README.md). lr cosine 2e-4 -> 2e-5 over the run:
+  # 91.6 -> 89.8 at n_critic 2, kept. Width 16 over 32: 4x the kimg in the
+  # same time (32: 94 img/s). Tried instead: ADA (its p never left 0 under
+  # this critic): FID 105.0, plaid textures; DiffAugment's translation keeps
+  # them away. A checkpoint every 100 kimg, all kept, for FID vs kimg.
+  c.data.image_size = 32
+  c.model.width = 16
+  c.batch_size = 16
+  c.n_critic = 4
+  c.num_train_kimg = 1000.0
+  c.schedule.lr_end = 2e-5
+  c.checkpoint_every_steps = 1562
+  c.checkpoint_every_minutes = 0.0
+  c.max_to_keep = 11
+  c.sample_every_steps = 1562
+
+
+def _laptop64(c):
+  """`laptop`'s networks grown to 64 px: 350 kimg at 32 px, then a 64 px stage, 600 kimg."""
+  # G: `laptop`'s 32 px generator (width 8 at 64 px keeps 16 channels at 32) plus
+  # an 8-channel 64 px stage; the critic: `laptop`'s 32 px critic on 2x2-folded
+  # pixels. Trained at 32 px first (gemgan.growing), the 64 px stage added from
+  # zero as a residual on the upsampled 32 px image (experiments/README.md).
+  c.data.image_size = 64
+  c.model.width = 8
+  c.model.critic_width = 16
+  c.model.critic_stem = "space_to_depth"
+  c.fused_critic = True  # one critic pass over real and fake: 1.19x here
+  c.grow.size = 32
+  c.grow.kimg = 350.0
+  c.grow.fade_kimg = 75.0
+  c.num_train_kimg = 600.0
