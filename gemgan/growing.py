@@ -54,17 +54,12 @@ def alpha(config, step):
   return jnp.clip((jnp.asarray(step, jnp.float32) - start + 1) / fade, 0.0, 1.0)
 
 
-def upsample(x, factor: int):
-  """Nearest-neighbour upsampling of [..., H, W, C] images by an integer factor."""
-  return jnp.repeat(jnp.repeat(x, factor, axis=-3), factor, axis=-2)
-
-
 def low_resolution(images, size: int):
   """[..., H, W, C] images average-pooled to `size` and upsampled back by nearest neighbour."""
   *lead, h, w, c = images.shape
   f = h // size
   pooled = images.reshape(*lead, size, f, w // f, f, c).mean(axis=(-4, -2))
-  return upsample(pooled, f)
+  return layers.upsample_nearest(pooled, f)
 
 
 def reals(config, images, alpha_value=None):

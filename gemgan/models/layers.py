@@ -160,9 +160,9 @@ def num_resamplings(image_size: int) -> tuple[int, int]:
 RESAMPLES = ("nearest", "lowpass")
 
 
-def upsample_nearest(x):
-  """x2 nearest-neighbour upsampling of NHWC maps."""
-  return jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
+def upsample_nearest(x, factor: int = 2):
+  """Nearest-neighbour upsampling of [..., H, W, C] maps (x2 unless `factor` says)."""
+  return jnp.repeat(jnp.repeat(x, factor, axis=-3), factor, axis=-2)
 
 
 def avg_pool2(x):

@@ -121,8 +121,8 @@ class Generator(nn.Module):
       if x.shape[1] == self.attention_res:
         x = layers.SelfAttention(self.conv, name="attention")(x, train=train)
       if x.shape[1] == self.grow_size:
-        low = growing.upsample(rgb_logits(x, f"_{self.grow_size}"),
-                               self.image_size // self.grow_size)
+        low = layers.upsample_nearest(rgb_logits(x, f"_{self.grow_size}"),
+                                      self.image_size // self.grow_size)
         if self.low_only:
           return jnp.tanh(low)
     if low is None:
