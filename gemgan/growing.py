@@ -6,9 +6,10 @@ shapes are learnt, then fade in the full-resolution stage. Here the
 networks keep their full-size structure throughout, so checkpoints, the
 critic and every sampling tool see one state:
 
-- Until `grow.kimg`, G's output is its `grow.size` head upsampled by
-  nearest neighbour (G skips its later stages: the cheap phase), and the
-  reals are average-pooled to `grow.size` and upsampled the same way.
+- Until `grow.kimg`, G's output is its `grow.size` head upsampled
+  (`grow.upsample`: nearest neighbour, or bilinear; G skips its later
+  stages: the cheap phase), and the reals are average-pooled to `grow.size`
+  and upsampled the same way.
 - Over the next `grow.fade_kimg`, alpha goes 0 -> 1: the reals are
   (1 - alpha) * low-resolution + alpha * full-resolution (ProGAN's fade),
   and G's later stages add alpha times their output to the upsampled
@@ -19,6 +20,7 @@ critic and every sampling tool see one state:
 A critic with `model.critic_stem="space_to_depth"` costs the same in both
 phases: at 2x, its folded input is the low-resolution image four times.
 """
+import jax
 import jax.numpy as jnp
 import ml_collections
 
@@ -26,6 +28,7 @@ from gemgan import config_checks
 from gemgan.models import layers
 
 COLLECTION = "grow"  # G's variable collection holding alpha
+UPSAMPLINGS = ("nearest", "bilinear")
 
 
 def config_defaults() -> ml_collections.ConfigDict:
@@ -34,6 +37,7 @@ def config_defaults() -> ml_collections.ConfigDict:
       size=0,  # resolution of the first phase; 0: train at data.image_size throughout
       kimg=0.0,  # kimg (real images shown to the critic) of the low-resolution phase
       fade_kimg=0.0,  # kimg over which the full-resolution output fades in
+      upsample="nearest",  # the low-resolution image to full size: one of UPSAMPLINGS
   ))
 
 
@@ -54,12 +58,24 @@ def alpha(config, step):
   return jnp.clip((jnp.asarray(step, jnp.float32) - start + 1) / fade, 0.0, 1.0)
 
 
-def low_resolution(images, size: int):
-  """[..., H, W, C] images average-pooled to `size` and upsampled back by nearest neighbour."""
+def upsample(x, factor: int, method: str = "nearest"):
+  """[..., H, W, C] maps `factor` times larger: by nearest neighbour, or "bilinear".
+
+  Bilinear as PIL, TF and torch's align_corners=False draw it (half-pixel
+  centres, edges clamped): a low-resolution image shown smooth, not in blocks.
+  """
+  if method == "nearest":
+    return layers.upsample_nearest(x, factor)
+  *lead, h, w, c = x.shape
+  return jax.image.resize(x, (*lead, h * factor, w * factor, c), "linear")
+
+
+def low_resolution(images, size: int, method: str = "nearest"):
+  """[..., H, W, C] images average-pooled to `size` and upsampled back by `method`."""
   *lead, h, w, c = images.shape
   f = h // size
   pooled = images.reshape(*lead, size, f, w // f, f, c).mean(axis=(-4, -2))
-  return layers.upsample_nearest(pooled, f)
+  return upsample(pooled, f, method)
 
 
 def reals(config, images, alpha_value=None):
@@ -67,7 +83,7 @@ def reals(config, images, alpha_value=None):
   (the cheap phase), else faded by it; unchanged without growing."""
   if not config.grow.size:
     return images
-  low = low_resolution(images, config.grow.size)
+  low = low_resolution(images, config.grow.size, config.grow.upsample)
   if alpha_value is None:
     return low
   return (1.0 - alpha_value) * low + alpha_value * images  # exactly `images` at 1
@@ -79,6 +95,7 @@ def check_config(config, check) -> None:
   config_checks.integer(check, config, "grow.size", 0, " (0: no growing)")
   config_checks.number(check, config, "grow.kimg", 0.0)
   config_checks.number(check, config, "grow.fade_kimg", 0.0)
+  config_checks.choice(check, config, "grow.upsample", UPSAMPLINGS)
   if not s:
     return
   check(config.model.name == "resnet", "grow.size",

@@ -99,6 +99,7 @@ class Generator(nn.Module):
   dtype: Any = jnp.float32
   up2: Callable = layers.upsample_nearest
   grow_size: int = 0
+  grow_upsample: str = "nearest"  # growing.UPSAMPLINGS
   low_only: bool = False
 
   @nn.compact
@@ -121,8 +122,8 @@ class Generator(nn.Module):
       if x.shape[1] == self.attention_res:
         x = layers.SelfAttention(self.conv, name="attention")(x, train=train)
       if x.shape[1] == self.grow_size:
-        low = layers.upsample_nearest(rgb_logits(x, f"_{self.grow_size}"),
-                                      self.image_size // self.grow_size)
+        low = growing.upsample(rgb_logits(x, f"_{self.grow_size}"),
+                               self.image_size // self.grow_size, self.grow_upsample)
         if self.low_only:
           return jnp.tanh(low)
     if low is None:
@@ -177,7 +178,7 @@ def build(config, num_classes: int, convs: layers.Convs):
   generator = Generator(config.data.image_size, m.width, conv, norm, m.blocks_per_stage,
                         m.attention_res, dt,
                         up2=layers.lowpass_up2 if lowpass else layers.upsample_nearest,
-                        grow_size=config.grow.size)
+                        grow_size=config.grow.size, grow_upsample=config.grow.upsample)
   critic = Critic(m.critic_width or m.width, conv, m.critic_norm == "spectral",
                   m.blocks_per_stage, m.attention_res, num_classes, dt,
                   down2=layers.lowpass_down2 if lowpass else layers.avg_pool2,
