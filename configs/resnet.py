@@ -53,17 +53,12 @@ def get_config(preset: str = ""):
 
 def _laptop(c):
   """Real gems, 32 px, width 16, batch 16, 4 critic steps, 1,000 kimg: 55 min on 2 cores."""
-  # Batch 16: 4x the G steps of batch 64 at the same kimg and speed (XLA:CPU
-  # runs these narrow nets no faster per image at 64): FID 77.2 -> 61.6 at
-  # 1,000 kimg in 54:56 on 2 quiet EPYC cores (~300 real img/s), 1,000
-  # samples vs all 4,400 photos; 250-kimg probes: batch 32 121.2, 16 105.9.
-  # 4 critic steps per G step (DiffAugment-BigGAN's CIFAR setting): at 2 the
-  # SN critic sat near chance (hinge d_loss ~1.83 of 2); 91.6 -> 77.2 with
-  # 1,000 kimg (experiments/README.md). lr cosine 2e-4 -> 2e-5 over the run:
-  # 91.6 -> 89.8 at n_critic 2, kept. Width 16 over 32: 4x the kimg in the
-  # same time (32: 94 img/s). Tried instead: ADA (its p never left 0 under
-  # this critic): FID 105.0, plaid textures; DiffAugment's translation keeps
-  # them away. A checkpoint every 100 kimg, all kept, for FID vs kimg.
+  # Why each value, with the runs that chose it: experiments/README.md, "The
+  # laptop preset in full". Batch 16 gives 4x the G steps of batch 64 at the
+  # same speed; 4 critic steps per G step (DiffAugment-BigGAN's CIFAR
+  # setting) keep the SN critic off chance; width 16 buys 4x the kimg of 32;
+  # DiffAugment's translation, not ADA (its p never left 0 here), keeps plaid
+  # away. A checkpoint every 100 kimg, all kept, for FID vs kimg.
   c.data.image_size = 32
   c.model.width = 16
   c.batch_size = 16
