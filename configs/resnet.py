@@ -76,9 +76,8 @@ def _laptop64(c):
   # G: `laptop`'s 32 px generator (width 8 at 64 px keeps 16 channels at 32) plus
   # an 8-channel 64 px stage; the critic: `laptop`'s 32 px critic on 2x2-folded
   # pixels. Trained at 32 px first (gemgan.growing), the 64 px stage added from
-  # zero as a residual on the 32 px image, upsampled bilinearly: FID 107.2 in
-  # 58 min on 2 cores; nearest neighbour, 350/75/600 kimg: 109.3 in 64
-  # (experiments/README.md).
+  # zero as a residual on the 32 px image, upsampled bilinearly, so that the
+  # run fits an hour on 2 cores (the runs behind each value: experiments/README.md).
   c.data.image_size = 64
   c.model.width = 8
   c.model.critic_width = 16
