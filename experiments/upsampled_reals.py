@@ -28,17 +28,19 @@ def main():
   parser.add_argument("--num", type=int, default=1000)
   parser.add_argument("--workdir", default="", help="a half-size run: upsample its samples")
   args = parser.parse_args()
+  half, full = (args.size // 2,) * 2, (args.size,) * 2
+  sampler = sampling.load_generator(args.workdir) if args.workdir else None
+  if sampler and sampler.image_shape[:2] != half:  # checked before minutes of real features
+    parser.error(f"--workdir's run makes {sampler.image_shape[0]} px images; "
+                 f"--size={args.size} needs a {half[0]} px run")
   config = resnet.get_config("laptop")
   config.data.image_size = args.size
   info = input_pipeline.load_dataset(config)
   evaluator = evaluation.evaluator_for_config(config, info.images)
-  picks = np.random.default_rng(1).choice(len(info.images), args.num, replace=False)
-  half, full = (args.size // 2,) * 2, (args.size,) * 2
-  if args.workdir:
-    sampler = sampling.load_generator(args.workdir)
-    assert sampler.image_shape[:2] == half, (sampler.image_shape, half)
+  if sampler:
     small = [Image.fromarray(im) for im in sampler.render(sampler.latents(0, range(args.num)))]
   else:
+    picks = np.random.default_rng(1).choice(len(info.images), args.num, replace=False)
     small = [Image.fromarray(im).resize(half, Image.BICUBIC) for im in info.images[picks]]
   blurred = np.stack([np.asarray(im.resize(full, Image.BILINEAR)) for im in small])
   metrics = evaluator(blurred)
