@@ -84,6 +84,19 @@ def test_space_to_depth_critic_is_the_half_size_critic_on_folded_pixels():
                              rtol=1e-6)
 
 
+def test_generator_min_channels_widens_only_the_thin_stages():
+  c = _tiny(resnet_config, size=16, width=2)  # stages at 8 and 16 px: 4 and 2 channels
+  c.model.generator_min_channels = 3
+  g, _, gv, _ = _init(c)
+  p = gv["params"]
+  assert p["dense"]["kernel"].shape[1] == 4 * 4 * 8  # width * 4 (the table's cap) > 3: kept
+  assert p["stage_0_block_0"]["conv_1"]["kernel"].shape[-1] == 4  # 2 * 2 > 3: kept
+  assert p["stage_1_block_0"]["conv_1"]["kernel"].shape[-1] == 3  # 2 -> the floor
+  assert p["conv_out"]["kernel"].shape[2:] == (3, 3)
+  z = jax.random.normal(jax.random.PRNGKey(2), (2, 8))
+  assert g.apply(gv, z, None, train=False).shape == (2, 16, 16, 3)
+
+
 def test_spectral_norm_divides_by_the_largest_singular_value():
   layer = nn.Dense(6, use_bias=False)
   x = jax.random.normal(jax.random.PRNGKey(0), (3, 5))

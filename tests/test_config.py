@@ -51,6 +51,8 @@ def test_bad_values_name_the_key(key, value, match):
     (resnet, "", "model.resample", "bilinear", "config.model.resample: 'bilinear' is not one"),
     (resnet, "", "model.critic_stem", "patchify", "config.model.critic_stem: 'patchify' is not"),
     (resnet, "", "model.critic_width", -8, r"config.model.critic_width: must be >= 0 \(0: model"),
+    (resnet, "", "model.generator_min_channels", -1,
+     r"config.model.generator_min_channels: must be >= 0 \(0: no floor\)"),
     (wgan_gp, "seed", "model.critic_dropout", 1.0, r"config.model.critic_dropout: .*\[0.0, 1.0\)"),
 ])
 def test_architecture_rules_name_the_key(module, preset, key, value, match):

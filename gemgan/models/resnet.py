@@ -101,6 +101,7 @@ class Generator(nn.Module):
   grow_size: int = 0
   grow_upsample: str = "nearest"  # growing.UPSAMPLINGS
   low_only: bool = False
+  min_channels: int = 0  # floor on every stage's channels; 0: width's table as is
 
   @nn.compact
   def __call__(self, z, labels=None, *, train: bool = True):
@@ -110,7 +111,7 @@ class Generator(nn.Module):
                        kernel_init=kernel_init)(x).astype(jnp.float32)
 
     start, n = layers.num_resamplings(self.image_size)
-    channels = layers.stage_channels(self.width, n + 1)
+    channels = [max(ch, self.min_channels) for ch in layers.stage_channels(self.width, n + 1)]
     x = nn.Dense(start * start * channels[0], kernel_init=init, dtype=self.dtype,
                  name="dense")(z.astype(self.dtype))
     x = x.reshape(z.shape[0], start, start, channels[0])
@@ -178,7 +179,8 @@ def build(config, num_classes: int, convs: layers.Convs):
   generator = Generator(config.data.image_size, m.width, conv, norm, m.blocks_per_stage,
                         m.attention_res, dt,
                         up2=layers.lowpass_up2 if lowpass else layers.upsample_nearest,
-                        grow_size=config.grow.size, grow_upsample=config.grow.upsample)
+                        grow_size=config.grow.size, grow_upsample=config.grow.upsample,
+                        min_channels=m.generator_min_channels)
   critic = Critic(m.critic_width or m.width, conv, m.critic_norm == "spectral",
                   m.blocks_per_stage, m.attention_res, num_classes, dt,
                   down2=layers.lowpass_down2 if lowpass else layers.avg_pool2,
@@ -195,6 +197,9 @@ def config_defaults() -> ml_collections.ConfigDict:
       # filtered up and down, R3GAN's): less aliasing, fewer checkerboards.
       resample="nearest",
       critic_width=0,  # the critic's base channels; 0: model.width
+      # Fewest channels of any G stage: widens the last stages alone (where
+      # width's halving per stage leaves few) and keeps the coarse ones' cost.
+      generator_min_channels=0,
       # "block" (SNGAN's first block at full resolution) or "space_to_depth"
       # (2x2 pixel blocks as channels: the critic of half the image size).
       critic_stem="block",
@@ -208,6 +213,7 @@ def check_config(config, check) -> None:
   config_checks.choice(check, config, "model.resample", layers.RESAMPLES)
   config_checks.integer(check, config, "model.critic_width", 0, " (0: model.width)")
   config_checks.choice(check, config, "model.critic_stem", CRITIC_STEMS)
+  config_checks.integer(check, config, "model.generator_min_channels", 0, " (0: no floor)")
   norm = config.model.critic_norm
   check(norm in ("none", "spectral"), "model.critic_norm",
         f"the ResNet critic has no normalisation layers: 'spectral' or 'none', not {norm!r}")
