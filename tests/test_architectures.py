@@ -89,7 +89,7 @@ def test_generator_min_channels_widens_only_the_thin_stages():
   c.model.generator_min_channels = 3
   g, _, gv, _ = _init(c)
   p = gv["params"]
-  assert p["dense"]["kernel"].shape[1] == 4 * 4 * 8  # width * 4 (the table's cap) > 3: kept
+  assert p["dense"]["kernel"].shape[1] == 4 * 4 * 8  # 4x4 map of width * 4 = 8 > 3: kept
   assert p["stage_0_block_0"]["conv_1"]["kernel"].shape[-1] == 4  # 2 * 2 > 3: kept
   assert p["stage_1_block_0"]["conv_1"]["kernel"].shape[-1] == 3  # 2 -> the floor
   assert p["conv_out"]["kernel"].shape[2:] == (3, 3)

@@ -136,12 +136,15 @@ class ProjectionHead(nn.Module):
     return jnp.sum(features * embed.astype(features.dtype), axis=-1)
 
 
-def stage_channels(width: int, num_stages: int, max_mult: int = 8) -> list[int]:
+def stage_channels(width: int, num_stages: int, max_mult: int = 8,
+                   min_channels: int = 0) -> list[int]:
   """Channels from the coarsest stage to the finest: width * 8, ..., width * 2, width.
 
-  The doubling per coarser stage of DCGAN and BigGAN, capped at `max_mult`.
+  The doubling per coarser stage of DCGAN and BigGAN, capped at `max_mult`;
+  no stage below `min_channels` (which widens only the thin, fine stages).
   """
-  return [width * min(2**(num_stages - 1 - i), max_mult) for i in range(num_stages)]
+  return [max(width * min(2**(num_stages - 1 - i), max_mult), min_channels)
+          for i in range(num_stages)]
 
 
 def num_resamplings(image_size: int) -> tuple[int, int]:

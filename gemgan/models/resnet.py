@@ -111,7 +111,7 @@ class Generator(nn.Module):
                        kernel_init=kernel_init)(x).astype(jnp.float32)
 
     start, n = layers.num_resamplings(self.image_size)
-    channels = [max(ch, self.min_channels) for ch in layers.stage_channels(self.width, n + 1)]
+    channels = layers.stage_channels(self.width, n + 1, min_channels=self.min_channels)
     x = nn.Dense(start * start * channels[0], kernel_init=init, dtype=self.dtype,
                  name="dense")(z.astype(self.dtype))
     x = x.reshape(z.shape[0], start, start, channels[0])
