@@ -20,10 +20,13 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 # The tests' networks are tiny, so LLVM optimising each compiled step costs
 # more than running it. Level 0 keeps the maths (no fast-math) but may sum in
 # another order, so compare runs made under the same flags (test_sharding's
-# subprocess sets its own). GEMGAN_TEST_XLA_OPT=1 keeps XLA's default.
+# subprocess sets its own). XLA:CPU's older fusion emitters compile these
+# steps faster again (the suite: experiments/README.md, "The test suite's
+# time"). GEMGAN_TEST_XLA_OPT=1 keeps XLA's defaults.
 if not os.environ.get("GEMGAN_TEST_XLA_OPT"):
-  os.environ["XLA_FLAGS"] = " ".join(
-      filter(None, [os.environ.get("XLA_FLAGS"), "--xla_backend_optimization_level=0"]))
+  os.environ["XLA_FLAGS"] = " ".join(filter(None, [
+      os.environ.get("XLA_FLAGS"), "--xla_backend_optimization_level=0",
+      "--xla_cpu_use_fusion_emitters=false"]))
 
 import pytest  # noqa: E402
 
